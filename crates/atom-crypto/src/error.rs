@@ -1,0 +1,123 @@
+use crate::key::{KeyId, KeyProblem};
+
+/// What went wrong in atom-crypto. No variant carries key bytes or plaintext.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CryptoError {
+    /// A configured key does not parse. `source` names where it came from
+    /// (an environment variable, a file, an argument), never its value.
+    #[error("{source_name} {problem}. Generate a key with: atom key generate")]
+    BadKey {
+        /// Where the key came from, e.g. `ENCRYPTION_KEY`.
+        source_name: String,
+        /// What is wrong with it.
+        problem: KeyProblem,
+    },
+
+    /// Two keys of one keyring are the same key (or share an id).
+    #[error(
+        "key {id} is configured twice ({first} and {second}); remove one of them so that each key is listed once"
+    )]
+    DuplicateKey {
+        /// The id both keys have.
+        id: KeyId,
+        /// Where the first copy came from.
+        first: String,
+        /// Where the second copy came from.
+        second: String,
+    },
+
+    /// Key configuration is contradictory or unreadable.
+    #[error("{0}")]
+    Config(String),
+
+    /// Encryption is required but no key is configured.
+    #[error(
+        "encryption is required but no key is configured; set ENCRYPTION_KEY (or ENCRYPTION_KEY_FILE) to a key made with: atom key generate"
+    )]
+    NoKey,
+
+    /// A sealed value names a key that is not in the keyring.
+    #[error(
+        "the value was sealed under key {id}, which is not in the keyring; add that key to ENCRYPTION_PREVIOUS_KEYS (see `atom key check`)"
+    )]
+    UnknownKeyId {
+        /// The id the value names.
+        id: KeyId,
+    },
+
+    /// The value is structurally ciphertext but does not authenticate: wrong
+    /// key, wrong context (copied from another row or name), or tampered.
+    #[error(
+        "{kind} does not authenticate: it was made under another key or for another context, or it was altered; it is not treated as plaintext"
+    )]
+    AuthenticationFailed {
+        /// Which form of ciphertext failed.
+        kind: ValueKind,
+    },
+
+    /// The token is older than the allowed maximum age.
+    #[error("the token is {age_secs} s old, older than the allowed {max_age_secs} s")]
+    Expired {
+        /// Age of the token in seconds.
+        age_secs: u64,
+        /// The configured maximum age.
+        max_age_secs: u64,
+    },
+
+    /// The token's timestamp lies more than 60 s in the future.
+    #[error(
+        "the token's timestamp is {ahead_secs} s in the future (more than the 60 s Fernet allows); check the clocks of the hosts that wrote it"
+    )]
+    FromTheFuture {
+        /// How far ahead of the clock the token claims to be.
+        ahead_secs: u64,
+    },
+
+    /// The value claims to be ciphertext but is not well formed.
+    #[error("malformed sealed value: {0}")]
+    Malformed(&'static str),
+
+    /// The value is plaintext (from the seed's no-key development mode), not ciphertext.
+    #[error(
+        "the value is stored in plaintext, not sealed; seal it with the rewrap command (atom secrets rewrap / atom credentials rewrap)"
+    )]
+    NotSealed,
+
+    /// The value decrypted, but its plaintext is not UTF-8 text.
+    #[error("the value decrypted, but its plaintext is not UTF-8 text")]
+    NotUtf8,
+}
+
+/// The structural class of a stored value, found without decrypting it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ValueKind {
+    /// Not ciphertext: a value from plaintext development mode.
+    Plaintext,
+    /// A bare Fernet token under the raw master key, as the Python original writes.
+    Legacy,
+    /// Our sealed form, `atom:v1:<key id>:<fernet token>`.
+    Sealed,
+}
+
+impl ValueKind {
+    /// A short lower-case name for reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ValueKind::Plaintext => "plaintext",
+            ValueKind::Legacy => "legacy",
+            ValueKind::Sealed => "sealed",
+        }
+    }
+}
+
+impl std::fmt::Display for ValueKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ValueKind::Plaintext => "the plaintext value",
+            ValueKind::Legacy => "the legacy Fernet token",
+            ValueKind::Sealed => "the sealed value",
+        })
+    }
+}
