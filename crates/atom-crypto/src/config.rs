@@ -169,14 +169,14 @@ fn read_key_file(path: &Path, variable: &str) -> Result<zeroize::Zeroizing<Strin
 #[cfg(unix)]
 fn warn_if_readable_by_others(path: &Path, variable: &str) {
     use std::os::unix::fs::PermissionsExt as _;
-    if let Ok(meta) = std::fs::metadata(path) {
-        if meta.permissions().mode() & 0o077 != 0 {
-            tracing::warn!(
-                file = %path.display(),
-                "{variable} is readable by group or others; restrict it with: chmod 600 {}",
-                path.display()
-            );
-        }
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(
+            file = %path.display(),
+            "{variable} is readable by group or others; restrict it with: chmod 600 {}",
+            path.display()
+        );
     }
 }
 

@@ -47,19 +47,19 @@ impl Key {
         if len != 43 && len != 44 {
             return Err(KeyProblem::WrongLength { len });
         }
-        let body = match text.strip_suffix('=') {
-            Some(body) if len == 44 => body,
-            _ if len == 44 => return Err(KeyProblem::BadPadding),
-            _ => text,
-        };
-        if let Some(position) = body
-            .bytes()
-            .position(|b| !(b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
-        {
+        // '=' may only be the 44th character, as padding.
+        if let Some(position) = text.bytes().enumerate().position(|(i, b)| {
+            !(b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || (b == b'=' && i == 43))
+        }) {
             return Err(KeyProblem::InvalidCharacter {
                 position: position + 1,
             });
         }
+        let body = match text.strip_suffix('=') {
+            Some(body) => body,
+            None if len == 44 => return Err(KeyProblem::BadPadding),
+            None => text,
+        };
         let decoded = Zeroizing::new(KEY_B64.decode(body).map_err(|_| KeyProblem::BadPadding)?);
         let mut bytes = [0u8; KEY_LEN];
         if decoded.len() != KEY_LEN {

@@ -23,7 +23,7 @@ pub(crate) struct TokenHeader {
 /// holds at least one cipher block. No key is needed and nothing is decrypted.
 pub(crate) fn parse_header(token: &str) -> Option<TokenHeader> {
     let bytes = token.as_bytes();
-    if bytes.len() % 4 != 0 || bytes.len() < 4 {
+    if !bytes.len().is_multiple_of(4) || bytes.len() < 4 {
         return None;
     }
     let pad = bytes.iter().rev().take_while(|&&b| b == b'=').count();
@@ -38,7 +38,7 @@ pub(crate) fn parse_header(token: &str) -> Option<TokenHeader> {
         return None;
     }
     let decoded_len = bytes.len() / 4 * 3 - pad;
-    if decoded_len < OVERHEAD + BLOCK || (decoded_len - OVERHEAD) % BLOCK != 0 {
+    if decoded_len < OVERHEAD + BLOCK || !(decoded_len - OVERHEAD).is_multiple_of(BLOCK) {
         return None;
     }
     // The first 12 characters decode to exactly the 9 header bytes.

@@ -1,0 +1,369 @@
+//! Sealing and opening: context binding, legacy tokens, classification,
+//! tampering, key ids, time rules and rotation.
+
+use std::time::Duration;
+
+use atom_crypto::{
+    Classification, Context, CryptoError, ExposeSecret, Key, Keyring, StoredValue, ValueKind,
+    classify,
+};
+
+use crate::common::{clock_at, keyring, test_key};
+
+const TOKEN: &str = "xoxb-123456789012-1234567890123-abcdefghijklmnopqrstuvwx";
+
+#[test]
+fn round_trip_names_the_primary_key() {
+    let ring = keyring(1);
+    let ctx = Context::credential("user_123", "slack");
+    let sealed = ring.seal(&ctx, TOKEN);
+    assert!(
+        sealed
+            .as_str()
+            .starts_with(&format!("atom:v1:{}:gAAAAA", ring.primary_id()))
+    );
+    assert_eq!(sealed.key_id(), Some(ring.primary_id()));
+    assert_eq!(sealed.kind(), ValueKind::Sealed);
+    assert_eq!(
+        ring.open(&ctx, sealed.as_str()).unwrap().expose_secret(),
+        TOKEN
+    );
+    assert_eq!(StoredValue::parse(sealed.as_str()).unwrap(), sealed);
+}
+
+#[test]
+fn a_value_moved_to_another_context_does_not_open() {
+    let ring = keyring(1);
+    let sealed = ring.seal(&Context::credential("alice", "slack"), TOKEN);
+    for other in [
+        Context::credential("bob", "slack"),
+        Context::credential("alice", "google"),
+        Context::credential("alic", "eslack"),
+        Context::secret("alice"),
+    ] {
+        let err = ring.open(&other, sealed.as_str()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CryptoError::AuthenticationFailed {
+                    kind: ValueKind::Sealed
+                }
+            ),
+            "{other:?}: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn contexts_with_the_same_concatenation_differ() {
+    assert_ne!(
+        Context::credential("ab", "c"),
+        Context::credential("a", "bc")
+    );
+    assert_ne!(
+        Context::credential("ab", "c").encoded(),
+        Context::credential("a", "bc").encoded()
+    );
+    assert_ne!(
+        Context::from_parts("x", &["", "y"]),
+        Context::from_parts("x", &["y", ""])
+    );
+    let ring = keyring(2);
+    let sealed = ring.seal(&Context::credential("ab", "c"), "v");
+    assert!(
+        ring.open(&Context::credential("a", "bc"), sealed.as_str())
+            .is_err()
+    );
+}
+
+#[test]
+fn legacy_tokens_open_with_any_key_of_the_ring_and_under_any_context() {
+    let old = keyring(1);
+    let legacy = old.seal_legacy(TOKEN);
+    assert_eq!(legacy.kind(), ValueKind::Legacy);
+    assert_eq!(legacy.key_id(), None);
+    assert!(legacy.as_str().starts_with("gAAAAA"));
+    // The new primary does not know it; the old key, decrypt-only, does.
+    let ring = Keyring::new(test_key(9), [test_key(1)]).unwrap();
+    for ctx in [Context::credential("u", "p"), Context::secret("s")] {
+        assert_eq!(
+            ring.open(&ctx, legacy.as_str()).unwrap().expose_secret(),
+            TOKEN
+        );
+    }
+    // Without the key it is an authentication failure, not plaintext.
+    let err = keyring(3)
+        .open(&Context::secret("s"), legacy.as_str())
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        CryptoError::AuthenticationFailed {
+            kind: ValueKind::Legacy
+        }
+    ));
+}
+
+#[test]
+fn classification_is_structural() {
+    let ring = keyring(1);
+    let sealed = ring.seal(&Context::secret("n"), "v");
+    let legacy = ring.seal_legacy("v");
+    assert_eq!(
+        classify(sealed.as_str()).unwrap(),
+        Classification::Sealed(ring.primary_id())
+    );
+    assert_eq!(classify(legacy.as_str()).unwrap(), Classification::Legacy);
+    for plain in [
+        "",
+        "hunter2",
+        "gAAAAA",
+        "atom:hello",
+        "atom:v:x",
+        "sk-abc",
+        "gAAAAABh...",
+    ] {
+        assert_eq!(
+            classify(plain).unwrap(),
+            Classification::Plaintext,
+            "{plain}"
+        );
+    }
+    // Claims our form but is broken: an error, never plaintext.
+    for broken in [
+        format!("atom:v1:{}", ring.primary_id()),
+        format!("atom:v1:{}:not-a-token", ring.primary_id()),
+        "atom:v1:XYZ:gAAAAA".to_owned(),
+        format!("atom:v2:{}:{}", ring.primary_id(), legacy.as_str()),
+    ] {
+        assert!(
+            matches!(classify(&broken), Err(CryptoError::Malformed(_))),
+            "{broken}"
+        );
+        assert!(ring.open(&Context::secret("n"), &broken).is_err());
+    }
+    // A plaintext value is refused by open, with a pointer to rewrap.
+    let err = ring.open(&Context::secret("n"), "hunter2").unwrap_err();
+    assert!(matches!(err, CryptoError::NotSealed));
+    assert!(err.to_string().contains("rewrap"));
+}
+
+#[test]
+fn unknown_key_id_is_named() {
+    let sealed = keyring(1).seal(&Context::secret("n"), "v");
+    let err = keyring(2)
+        .open(&Context::secret("n"), sealed.as_str())
+        .unwrap_err();
+    match err {
+        CryptoError::UnknownKeyId { id } => assert_eq!(id, keyring(1).primary_id()),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_swapped_key_id_does_not_open() {
+    // Relabel a value as sealed under another key of the ring.
+    let ring = Keyring::new(test_key(1), [test_key(2)]).unwrap();
+    let sealed = ring.seal(&Context::secret("n"), "v");
+    let other_id = test_key(2).id().to_string();
+    let relabelled = sealed
+        .as_str()
+        .replacen(&ring.primary_id().to_string(), &other_id, 1);
+    assert!(matches!(
+        ring.open(&Context::secret("n"), &relabelled),
+        Err(CryptoError::AuthenticationFailed { .. })
+    ));
+}
+
+#[test]
+fn duplicate_keys_are_refused() {
+    let err = Keyring::new(test_key(1), [test_key(2), test_key(1)]).unwrap_err();
+    match &err {
+        CryptoError::DuplicateKey { id, first, second } => {
+            assert_eq!(*id, test_key(1).id());
+            assert_eq!(first, "the primary key");
+            assert_eq!(second, "previous key #2");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(err.to_string().contains("configured twice"));
+}
+
+#[test]
+fn max_age_and_future_skew() {
+    let clock = clock_at(1_000_000);
+    let ring = keyring(1)
+        .with_clock(clock.clone())
+        .with_max_age(Some(Duration::from_secs(60)));
+    let ctx = Context::secret("n");
+    let sealed = ring.seal(&ctx, "v");
+    clock.advance(60);
+    assert!(
+        ring.open(&ctx, sealed.as_str()).is_ok(),
+        "exactly max age is allowed"
+    );
+    clock.advance(1);
+    assert!(matches!(
+        ring.open(&ctx, sealed.as_str()),
+        Err(CryptoError::Expired {
+            age_secs: 61,
+            max_age_secs: 60
+        })
+    ));
+    // Without a max age, old tokens open.
+    assert!(
+        ring.clone()
+            .with_max_age(None)
+            .open(&ctx, sealed.as_str())
+            .is_ok()
+    );
+
+    // Sealed "in the future" by a host whose clock runs ahead.
+    let ahead = keyring(1).with_clock(clock_at(2_000_060));
+    let behind = keyring(1).with_clock(clock_at(2_000_000));
+    let sealed = ahead.seal(&ctx, "v");
+    assert!(
+        behind.open(&ctx, sealed.as_str()).is_ok(),
+        "60 s of skew is allowed"
+    );
+    let sealed = keyring(1).with_clock(clock_at(2_000_061)).seal(&ctx, "v");
+    assert!(matches!(
+        behind.open(&ctx, sealed.as_str()),
+        Err(CryptoError::FromTheFuture { ahead_secs: 61 })
+    ));
+}
+
+#[test]
+fn hostile_timestamps_neither_overflow_nor_panic() {
+    let ctx = Context::secret("n");
+    for (made_at, now, max_age) in [
+        (u64::MAX, 0, None),
+        (u64::MAX, 1_700_000_000, Some(60)),
+        (u64::MAX - 30, u64::MAX - 60, Some(u64::MAX)),
+        (0, u64::MAX, Some(60)),
+        (0, u64::MAX, Some(u64::MAX)),
+        (u64::MAX, u64::MAX, Some(u64::MAX)),
+    ] {
+        let sealed = keyring(1).with_clock(clock_at(made_at)).seal(&ctx, "v");
+        let legacy = keyring(1).with_clock(clock_at(made_at)).seal_legacy("v");
+        let reader = keyring(1)
+            .with_clock(clock_at(now))
+            .with_max_age(max_age.map(Duration::from_secs));
+        for value in [sealed.as_str(), legacy.as_str()] {
+            let got = reader.open(&ctx, value);
+            let expect_ok = made_at <= now.saturating_add(60)
+                && max_age.is_none_or(|m| now.saturating_sub(made_at) <= m);
+            assert_eq!(
+                got.is_ok(),
+                expect_ok,
+                "{made_at} {now} {max_age:?}: {got:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn tampered_values_fail_and_errors_hold_no_secret() {
+    let ring = keyring(1);
+    let ctx = Context::secret("n");
+    let sealed = ring.seal(&ctx, TOKEN);
+    let text = sealed.as_str();
+    let token_start = text.rfind(':').unwrap() + 1;
+    let mut changed = 0;
+    for i in token_start..text.len() {
+        let mut bytes = text.as_bytes().to_vec();
+        bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+        let Ok(tampered) = String::from_utf8(bytes) else {
+            continue;
+        };
+        if tampered == text {
+            continue;
+        }
+        changed += 1;
+        match ring.open(&ctx, &tampered) {
+            Ok(v) => panic!(
+                "tampered value at {i} opened to {} bytes",
+                v.expose_secret().len()
+            ),
+            Err(e) => assert!(!e.to_string().contains(TOKEN) && !format!("{e:?}").contains(TOKEN)),
+        }
+    }
+    assert!(changed > 100);
+}
+
+#[test]
+fn rotation_promote_rewrap_retire() {
+    let old = keyring(1);
+    let ctx = Context::credential("u", "p");
+    let sealed_old = old.seal(&ctx, TOKEN);
+    let legacy = old.seal_legacy(TOKEN);
+
+    let rotated = old.promote(test_key(2)).unwrap();
+    assert_eq!(rotated.primary_id(), test_key(2).id());
+    assert!(rotated.contains(old.primary_id()));
+    assert!(rotated.needs_rewrap(sealed_old.as_str()).unwrap());
+    assert!(rotated.needs_rewrap(legacy.as_str()).unwrap());
+    assert!(rotated.needs_rewrap("plain").unwrap());
+
+    let new_value = rotated
+        .rewrap(&ctx, sealed_old.as_str(), false)
+        .unwrap()
+        .unwrap();
+    let from_legacy = rotated
+        .rewrap(&ctx, legacy.as_str(), false)
+        .unwrap()
+        .unwrap();
+    let from_plain = rotated.rewrap(&ctx, TOKEN, true).unwrap().unwrap();
+    assert!(matches!(
+        rotated.rewrap(&ctx, TOKEN, false),
+        Err(CryptoError::NotSealed)
+    ));
+    for v in [&new_value, &from_legacy, &from_plain] {
+        assert_eq!(v.key_id(), Some(rotated.primary_id()));
+        assert!(!rotated.needs_rewrap(v.as_str()).unwrap());
+        assert!(
+            rotated.rewrap(&ctx, v.as_str(), false).unwrap().is_none(),
+            "never sealed twice"
+        );
+    }
+
+    let retired = rotated.retire(old.primary_id()).unwrap();
+    assert!(!retired.contains(old.primary_id()));
+    assert_eq!(
+        retired
+            .open(&ctx, new_value.as_str())
+            .unwrap()
+            .expose_secret(),
+        TOKEN
+    );
+    assert!(matches!(
+        retired.open(&ctx, sealed_old.as_str()),
+        Err(CryptoError::UnknownKeyId { .. })
+    ));
+    assert!(retired.retire(retired.primary_id()).is_err());
+
+    // Promoting a decrypt-only key moves it up rather than duplicating it.
+    let back = rotated.promote(test_key(1)).unwrap();
+    assert_eq!(back.primary_id(), old.primary_id());
+    assert_eq!(back.key_ids().count(), 2);
+}
+
+#[test]
+fn non_utf8_plaintext_is_reported() {
+    // The Python original can encrypt arbitrary bytes; build such a legacy
+    // token with the fernet crate directly.
+    let key = test_key(5);
+    let f = fernet::Fernet::new(&key.expose_base64()).unwrap();
+    let token = f.encrypt(&[0xff, 0xfe, 0x00]);
+    let ring = Keyring::new(key, []).unwrap();
+    assert!(matches!(
+        ring.open(&Context::secret("n"), &token),
+        Err(CryptoError::NotUtf8)
+    ));
+}
+
+#[test]
+fn generated_keys_are_fresh() {
+    let a = Key::generate().unwrap();
+    let b = Key::generate().unwrap();
+    assert_ne!(a, b);
+}
