@@ -35,6 +35,8 @@ const FERNET_NOW_DISABLED: u64 = u64::MAX - MAX_CLOCK_SKEW;
 #[derive(Clone)]
 struct Slot {
     id: KeyId,
+    /// `atom:v1:<id>:`, the start of every value this key seals.
+    prefix: String,
     origin: String,
     /// HKDF state after the extract step; expanding a context from it costs
     /// one HMAC.
@@ -47,6 +49,7 @@ impl Slot {
     fn new(key: &Key, origin: String) -> Slot {
         Slot {
             id: key.id(),
+            prefix: stored::sealed_prefix(key.id()),
             origin,
             hkdf: Hkdf::<Sha256>::new(Some(HKDF_SALT), key.bytes()),
             legacy: fernet_from_bytes(key.bytes()),
@@ -235,7 +238,7 @@ impl Keyring {
         let token = primary
             .derive(context)
             .encrypt_at_time(plaintext.as_bytes(), self.clock.now_unix());
-        StoredValue::sealed(primary.id, &token)
+        StoredValue::sealed(primary.id, &primary.prefix, &token)
     }
 
     /// Writes the legacy form: a bare Fernet token under the raw primary key
@@ -338,23 +341,32 @@ impl Keyring {
         header: TokenHeader,
         plaintext: Vec<u8>,
     ) -> Result<SecretString, CryptoError> {
-        let plaintext = Zeroizing::new(plaintext);
         let now = self.clock.now_unix();
-        if header.timestamp > now.saturating_add(MAX_CLOCK_SKEW) {
-            return Err(CryptoError::FromTheFuture {
+        let refused = if header.timestamp > now.saturating_add(MAX_CLOCK_SKEW) {
+            Some(CryptoError::FromTheFuture {
                 ahead_secs: header.timestamp - now,
-            });
-        }
-        if let Some(max_age) = self.max_age {
+            })
+        } else {
             let age = now.saturating_sub(header.timestamp);
-            if age > max_age {
-                return Err(CryptoError::Expired {
+            self.max_age
+                .filter(|&max| age > max)
+                .map(|max| CryptoError::Expired {
                     age_secs: age,
-                    max_age_secs: max_age,
-                });
+                    max_age_secs: max,
+                })
+        };
+        if let Some(err) = refused {
+            drop(Zeroizing::new(plaintext));
+            return Err(err);
+        }
+        // Moves the buffer into the secret without a copy; on failure the
+        // bytes are handed back and wiped.
+        match String::from_utf8(plaintext) {
+            Ok(text) => Ok(SecretString::from(text)),
+            Err(err) => {
+                drop(Zeroizing::new(err.into_bytes()));
+                Err(CryptoError::NotUtf8)
             }
         }
-        let text = std::str::from_utf8(&plaintext).map_err(|_| CryptoError::NotUtf8)?;
-        Ok(SecretString::from(text.to_owned()))
     }
 }

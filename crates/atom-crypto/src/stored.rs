@@ -8,6 +8,11 @@ use crate::token::{self, TokenHeader};
 /// Prefix of the current sealed form.
 pub(crate) const SEALED_PREFIX: &str = "atom:v1:";
 
+/// `atom:v1:<key id>:`, what every value sealed under `key_id` starts with.
+pub(crate) fn sealed_prefix(key_id: KeyId) -> String {
+    format!("{SEALED_PREFIX}{key_id}:")
+}
+
 /// A value as it is stored: either our sealed form,
 /// `atom:v1:<key id>:<fernet token>`, or a legacy bare Fernet token.
 /// Ciphertext only; plaintext never gets this type.
@@ -34,9 +39,13 @@ impl StoredValue {
         }
     }
 
-    pub(crate) fn sealed(key_id: KeyId, token: &str) -> StoredValue {
+    /// `prefix` is [`sealed_prefix`] of `key_id`, computed once per key.
+    pub(crate) fn sealed(key_id: KeyId, prefix: &str, token: &str) -> StoredValue {
+        let mut text = String::with_capacity(prefix.len() + token.len());
+        text.push_str(prefix);
+        text.push_str(token);
         StoredValue {
-            text: format!("{SEALED_PREFIX}{key_id}:{token}"),
+            text,
             key_id: Some(key_id),
         }
     }
