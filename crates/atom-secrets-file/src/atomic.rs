@@ -1,0 +1,180 @@
+//! Atomic replacement of a file: temp file in the same directory, write,
+//! fsync, rename over the target, fsync the directory; mode 0600. The
+//! previous file stays in place until the rename, and the rename happens only
+//! after the new bytes are durable. A [`WriteHook`] can fail any step, so
+//! tests prove that an interrupted write leaves the old or the new file.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+
+pub(crate) const STEP_SYNC_DIR: &str = "fsync the directory of";
+
+/// A step of an atomic write, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum WriteStep {
+    /// Creating the temp file next to the target.
+    CreateTemp,
+    /// Writing the new bytes into the temp file.
+    Write,
+    /// Fsyncing the temp file.
+    SyncFile,
+    /// Renaming the temp file over the target.
+    Rename,
+    /// Fsyncing the directory so the rename is durable.
+    SyncDir,
+}
+
+impl WriteStep {
+    /// Every step, in the order they happen.
+    pub const ALL: [WriteStep; 5] = [
+        WriteStep::CreateTemp,
+        WriteStep::Write,
+        WriteStep::SyncFile,
+        WriteStep::Rename,
+        WriteStep::SyncDir,
+    ];
+
+    fn describe(self) -> &'static str {
+        match self {
+            WriteStep::CreateTemp => "create a temporary file for",
+            WriteStep::Write => "write a temporary file for",
+            WriteStep::SyncFile => "fsync a temporary file for",
+            WriteStep::Rename => "rename a temporary file over",
+            WriteStep::SyncDir => STEP_SYNC_DIR,
+        }
+    }
+}
+
+impl fmt::Display for WriteStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            WriteStep::CreateTemp => "create-temp",
+            WriteStep::Write => "write",
+            WriteStep::SyncFile => "sync-file",
+            WriteStep::Rename => "rename",
+            WriteStep::SyncDir => "sync-dir",
+        })
+    }
+}
+
+/// Called before each step of every atomic write; an error aborts the write
+/// at that step as a real I/O failure would. The seam for crash-safety tests;
+/// production code installs none.
+pub trait WriteHook: Send + Sync {
+    /// About to perform `step` for the file `target`.
+    fn before(&self, step: WriteStep, target: &Path) -> io::Result<()>;
+}
+
+/// Replaces files atomically, with an optional hook.
+#[derive(Clone, Default)]
+pub(crate) struct AtomicWriter {
+    hook: Option<Arc<dyn WriteHook>>,
+}
+
+impl AtomicWriter {
+    pub(crate) fn new(hook: Option<Arc<dyn WriteHook>>) -> AtomicWriter {
+        AtomicWriter { hook }
+    }
+
+    fn check(&self, step: WriteStep, target: &Path) -> Result<()> {
+        match &self.hook {
+            Some(hook) => hook
+                .before(step, target)
+                .map_err(|e| Error::io(target, step.describe(), e)),
+            None => Ok(()),
+        }
+    }
+
+    /// Replaces `target` with `bytes`. On any error before the rename the
+    /// temp file is removed and `target` is untouched.
+    pub(crate) fn write(&self, target: &Path, bytes: &[u8]) -> Result<()> {
+        let dir = parent_dir(target);
+        let io_err = |step: WriteStep| move |e: io::Error| Error::io(target, step.describe(), e);
+
+        self.check(WriteStep::CreateTemp, target)?;
+        let prefix = temp_prefix(target);
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix).suffix(TEMP_SUFFIX);
+        #[cfg(unix)]
+        builder.permissions(private_permissions());
+        let mut temp = builder
+            .tempfile_in(&dir)
+            .map_err(io_err(WriteStep::CreateTemp))?;
+
+        self.check(WriteStep::Write, target)?;
+        temp.write_all(bytes).map_err(io_err(WriteStep::Write))?;
+
+        self.check(WriteStep::SyncFile, target)?;
+        temp.as_file()
+            .sync_all()
+            .map_err(io_err(WriteStep::SyncFile))?;
+
+        self.check(WriteStep::Rename, target)?;
+        // On failure the PersistError owns the temp file; dropping it deletes it.
+        temp.persist(target)
+            .map_err(|e| io_err(WriteStep::Rename)(e.error))?;
+
+        self.check(WriteStep::SyncDir, target)?;
+        sync_dir(&dir).map_err(io_err(WriteStep::SyncDir))
+    }
+}
+
+const TEMP_SUFFIX: &str = ".tmp";
+
+fn temp_prefix(target: &Path) -> String {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!(".{name}.")
+}
+
+/// Removes temp files a killed writer left next to `target`. Call only while
+/// holding the write lock, so no live writer owns them.
+pub(crate) fn remove_stale_temps(target: &Path) {
+    let prefix = temp_prefix(target);
+    let Ok(entries) = std::fs::read_dir(parent_dir(target)) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(&prefix) && name.ends_with(TEMP_SUFFIX) {
+            tracing::debug!(file = %entry.path().display(), "removing a temp file left by an interrupted write");
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+pub(crate) fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
+
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        // Directories cannot be opened for fsync here; rename is durable
+        // once the file system flushes its metadata.
+        let _ = dir;
+        Ok(())
+    }
+}
+
+#[cfg(unix)]
+pub(crate) fn private_permissions() -> std::fs::Permissions {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::Permissions::from_mode(0o600)
+}

@@ -1,0 +1,120 @@
+//! `rewrap`: every string value of `secrets.enc` under the primary key in
+//! the current sealed form.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use atom_crypto::{Classification, Context, Keyring, classify};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::dir::SecretsDir;
+use crate::error::{Error, Result};
+use crate::seal;
+use crate::verify::FailureClass;
+
+/// What `rewrap` did. Names, counts and key ids only.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct RewrapReport {
+    /// `secrets.enc`.
+    pub file: PathBuf,
+    /// The key every string value is now sealed under.
+    pub primary_key_id: String,
+    /// Values sealed again under the primary key.
+    pub rewrapped_names: Vec<String>,
+    /// Of those, how many were under each older key.
+    pub from_key_id: BTreeMap<String, usize>,
+    /// Of those, how many were legacy tokens.
+    pub from_legacy: usize,
+    /// Of those, how many were plaintext.
+    pub from_plaintext: usize,
+    /// Values already under the primary key (opened to prove it, kept as they were).
+    pub already_current: usize,
+    /// Non-string values, kept as they are.
+    pub not_secret: usize,
+    /// Whether the file was written.
+    pub wrote: bool,
+}
+
+enum Outcome {
+    Current,
+    NotSecret,
+    Rewrapped(Classification),
+    Failed(FailureClass),
+}
+
+impl SecretsDir {
+    /// Opens every value and seals again under the primary key each one that
+    /// is legacy, plaintext or under an older key. Values already under the
+    /// primary key are opened (so a run proves every value opens) and kept.
+    /// If any value does not open, nothing is written.
+    pub fn rewrap(&self, keyring: &Keyring) -> Result<RewrapReport> {
+        let _lock = self.lock()?;
+        let path = self.encrypted_path();
+        let mut entries = self.read_encrypted()?;
+        let mut items: Vec<(&String, &mut Value)> = entries.iter_mut().collect();
+        let outcomes = seal::par_map(&mut items, |(name, value)| {
+            let Value::String(text) = value else {
+                return Outcome::NotSecret;
+            };
+            let class = match classify(text) {
+                Ok(class) => class,
+                Err(e) => return Outcome::Failed(FailureClass::of(&e)),
+            };
+            match keyring.rewrap(&Context::secret(name), text, true) {
+                Ok(None) => Outcome::Current,
+                Ok(Some(stored)) => {
+                    *text = stored.into_string();
+                    Outcome::Rewrapped(class)
+                }
+                Err(e) => Outcome::Failed(FailureClass::of(&e)),
+            }
+        });
+        let mut report = RewrapReport {
+            file: path.clone(),
+            primary_key_id: keyring.primary_id().to_string(),
+            rewrapped_names: Vec::new(),
+            from_key_id: BTreeMap::new(),
+            from_legacy: 0,
+            from_plaintext: 0,
+            already_current: 0,
+            not_secret: 0,
+            wrote: false,
+        };
+        let mut failures = Vec::new();
+        for ((name, _), outcome) in items.iter().zip(outcomes) {
+            match outcome {
+                Outcome::Current => report.already_current += 1,
+                Outcome::NotSecret => report.not_secret += 1,
+                Outcome::Failed(class) => failures.push(((*name).clone(), class)),
+                Outcome::Rewrapped(class) => {
+                    report.rewrapped_names.push((*name).clone());
+                    match class {
+                        Classification::Sealed(id) => {
+                            *report.from_key_id.entry(id.to_string()).or_default() += 1;
+                        }
+                        Classification::Legacy => report.from_legacy += 1,
+                        _ => report.from_plaintext += 1,
+                    }
+                }
+            }
+        }
+        drop(items);
+        if !failures.is_empty() {
+            return Err(Error::DoNotOpen { path, failures });
+        }
+        if !report.rewrapped_names.is_empty() {
+            self.write_entries(&path, &entries)?;
+            report.wrote = true;
+        }
+        tracing::info!(
+            file = %report.file.display(),
+            primary = %report.primary_key_id,
+            rewrapped = report.rewrapped_names.len(),
+            already_current = report.already_current,
+            "rewrap"
+        );
+        Ok(report)
+    }
+}
