@@ -1,0 +1,20 @@
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// Runs the built `atom` binary in `dir` with only the given environment
+/// (plus PATH), so the developer's own ENCRYPTION_KEY never leaks in.
+pub(crate) fn atom(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_atom"));
+    cmd.current_dir(dir).args(args).env_clear();
+    if let Some(path) = std::env::var_os("PATH") {
+        cmd.env("PATH", path);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+pub(crate) fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
