@@ -1,0 +1,644 @@
+//! The typed security events. An event holds identifiers (user ids,
+//! provider and secret names, key ids) and keyed fingerprints, never a
+//! secret value: there is no field a value could be put in.
+
+use std::fmt;
+
+use atom_crypto::{CryptoError, KeyId};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::fingerprint::Fingerprint;
+
+/// One security event: when, who, what and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct AuditEvent {
+    /// When it happened (from the injected clock).
+    pub at: DateTime<Utc>,
+    /// Who caused it, where known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<Actor>,
+    /// What happened, and to what.
+    pub action: Action,
+    /// How it ended.
+    pub outcome: Outcome,
+}
+
+impl AuditEvent {
+    /// An event at `at` with the action's usual outcome
+    /// ([`Action::default_outcome`]) and no actor.
+    pub fn new(at: DateTime<Utc>, action: Action) -> AuditEvent {
+        let outcome = action.default_outcome();
+        AuditEvent {
+            at,
+            actor: None,
+            action,
+            outcome,
+        }
+    }
+
+    /// The same event, caused by `actor`.
+    pub fn by(mut self, actor: Actor) -> AuditEvent {
+        self.actor = Some(actor);
+        self
+    }
+
+    /// The same event with another outcome.
+    pub fn with_outcome(mut self, outcome: Outcome) -> AuditEvent {
+        self.outcome = outcome;
+        self
+    }
+
+    /// The event's snake_case name, e.g. `credential_accessed`.
+    pub fn name(&self) -> &'static str {
+        self.action.name()
+    }
+}
+
+/// Who caused an event: an operator, a service, an end user. An identifier,
+/// never a credential (e.g. `operator:alice`, `service:atom-server`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Actor(String);
+
+impl Actor {
+    /// An actor named `name`.
+    pub fn new(name: impl Into<String>) -> Actor {
+        Actor(name.into())
+    }
+
+    /// The actor's name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How an event ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Outcome {
+    /// The operation went ahead.
+    Success,
+    /// The operation was attempted and failed.
+    Failure,
+    /// The operation was refused before it started.
+    Denied,
+}
+
+impl Outcome {
+    /// `success`, `failure` or `denied`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+            Outcome::Denied => "denied",
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What an event is about, for the events that can concern several kinds
+/// of thing (a failed decryption, a denied access).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Subject {
+    /// A user's credential for a provider.
+    Credential {
+        /// The user id.
+        user: String,
+        /// The provider, e.g. `github`.
+        provider: String,
+    },
+    /// All credentials of a user.
+    User {
+        /// The user id.
+        user: String,
+    },
+    /// A named value of a secrets file.
+    Secret {
+        /// The entry's name (never its value).
+        name: String,
+    },
+    /// A secrets file as a whole.
+    SecretsFile {
+        /// The file's path as configured.
+        file: String,
+    },
+}
+
+/// What happened. Every variant names its subject by identifiers; where a
+/// value must be referred to, it is a keyed [`Fingerprint`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Action {
+    /// A credential was stored (created or replaced).
+    CredentialStored {
+        /// The user id.
+        user: String,
+        /// The provider.
+        provider: String,
+        /// The key that sealed it; `None` in plaintext development mode.
+        #[serde(default, with = "key_id_opt")]
+        key_id: Option<KeyId>,
+    },
+    /// A credential was read and decrypted (the seed's `credential_accessed`).
+    CredentialAccessed {
+        /// The user id.
+        user: String,
+        /// The provider.
+        provider: String,
+        /// The key that had sealed it; `None` for a legacy or plaintext value.
+        #[serde(default, with = "key_id_opt")]
+        key_id: Option<KeyId>,
+    },
+    /// A credential was deleted.
+    CredentialDeleted {
+        /// The user id.
+        user: String,
+        /// The provider.
+        provider: String,
+    },
+    /// All credentials of a user were erased (right to erasure).
+    UserCredentialsErased {
+        /// The user id.
+        user: String,
+        /// How many credentials were erased.
+        count: u64,
+    },
+    /// A secrets file was migrated (plaintext or legacy values sealed).
+    SecretsMigrated {
+        /// The file's path as configured.
+        file: String,
+        /// How many values were sealed.
+        values: u64,
+        /// The key that sealed them.
+        #[serde(with = "key_id_req")]
+        key_id: KeyId,
+    },
+    /// A secrets file was rolled back to its backup.
+    SecretsRolledBack {
+        /// The file's path as configured.
+        file: String,
+        /// The backup it was restored from.
+        backup: String,
+    },
+    /// Every value of a secrets file was checked to open.
+    SecretsVerified {
+        /// The file's path as configured.
+        file: String,
+        /// How many values were checked.
+        values: u64,
+        /// How many did not open.
+        failures: u64,
+    },
+    /// A secret was read and decrypted.
+    SecretRead {
+        /// The entry's name.
+        name: String,
+        /// The key that had sealed it; `None` for a legacy or plaintext value.
+        #[serde(default, with = "key_id_opt")]
+        key_id: Option<KeyId>,
+    },
+    /// A secret was set or changed.
+    SecretChanged {
+        /// The entry's name.
+        name: String,
+        /// Keyed fingerprint of the new value, so that two events can be
+        /// compared for "same value" without revealing it.
+        fingerprint: Fingerprint,
+        /// The key that sealed it; `None` in plaintext development mode.
+        #[serde(default, with = "key_id_opt")]
+        key_id: Option<KeyId>,
+    },
+    /// A key rotation began.
+    KeyRotationStarted {
+        /// What is rotated, e.g. `credentials` or a secrets file.
+        scope: String,
+        /// The key values are moved to.
+        #[serde(with = "key_id_req")]
+        to: KeyId,
+        /// How many values are to be rewrapped, if known.
+        #[serde(default)]
+        total: Option<u64>,
+    },
+    /// A key rotation made progress (one batch done).
+    KeyRotationProgressed {
+        /// What is rotated.
+        scope: String,
+        /// The key values are moved to.
+        #[serde(with = "key_id_req")]
+        to: KeyId,
+        /// Values rewrapped so far.
+        done: u64,
+        /// How many values are to be rewrapped, if known.
+        #[serde(default)]
+        total: Option<u64>,
+    },
+    /// A key rotation ended.
+    KeyRotationFinished {
+        /// What was rotated.
+        scope: String,
+        /// The key values were moved to.
+        #[serde(with = "key_id_req")]
+        to: KeyId,
+        /// Values rewrapped.
+        rewrapped: u64,
+        /// Values that could not be rewrapped.
+        failed: u64,
+    },
+    /// A stored value did not decrypt.
+    DecryptionFailed {
+        /// What it belonged to.
+        subject: Subject,
+        /// The key the value names, if it names one.
+        #[serde(default, with = "key_id_opt")]
+        key_id: Option<KeyId>,
+        /// Why, as a class; never the value.
+        reason: DecryptFailure,
+    },
+    /// An access was refused.
+    AccessDenied {
+        /// What was asked for.
+        subject: Subject,
+        /// Why it was refused.
+        reason: DenialReason,
+    },
+}
+
+impl Action {
+    /// The snake_case name used in the log line and in JSON, e.g.
+    /// `credential_accessed`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::CredentialStored { .. } => "credential_stored",
+            Action::CredentialAccessed { .. } => "credential_accessed",
+            Action::CredentialDeleted { .. } => "credential_deleted",
+            Action::UserCredentialsErased { .. } => "user_credentials_erased",
+            Action::SecretsMigrated { .. } => "secrets_migrated",
+            Action::SecretsRolledBack { .. } => "secrets_rolled_back",
+            Action::SecretsVerified { .. } => "secrets_verified",
+            Action::SecretRead { .. } => "secret_read",
+            Action::SecretChanged { .. } => "secret_changed",
+            Action::KeyRotationStarted { .. } => "key_rotation_started",
+            Action::KeyRotationProgressed { .. } => "key_rotation_progressed",
+            Action::KeyRotationFinished { .. } => "key_rotation_finished",
+            Action::DecryptionFailed { .. } => "decryption_failed",
+            Action::AccessDenied { .. } => "access_denied",
+        }
+    }
+
+    /// The outcome an event of this action has unless said otherwise:
+    /// [`Outcome::Failure`] for a failed decryption and for a verification
+    /// or rotation with failures, [`Outcome::Denied`] for a denied access,
+    /// [`Outcome::Success`] otherwise.
+    pub fn default_outcome(&self) -> Outcome {
+        match self {
+            Action::DecryptionFailed { .. } => Outcome::Failure,
+            Action::SecretsVerified { failures, .. } if *failures > 0 => Outcome::Failure,
+            Action::KeyRotationFinished { failed, .. } if *failed > 0 => Outcome::Failure,
+            Action::AccessDenied { .. } => Outcome::Denied,
+            _ => Outcome::Success,
+        }
+    }
+
+    /// The user the event concerns, if any.
+    pub fn user(&self) -> Option<&str> {
+        match self {
+            Action::CredentialStored { user, .. }
+            | Action::CredentialAccessed { user, .. }
+            | Action::CredentialDeleted { user, .. }
+            | Action::UserCredentialsErased { user, .. } => Some(user),
+            Action::DecryptionFailed { subject, .. } | Action::AccessDenied { subject, .. } => {
+                match subject {
+                    Subject::Credential { user, .. } | Subject::User { user } => Some(user),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// The provider the event concerns, if any.
+    pub fn provider(&self) -> Option<&str> {
+        match self {
+            Action::CredentialStored { provider, .. }
+            | Action::CredentialAccessed { provider, .. }
+            | Action::CredentialDeleted { provider, .. } => Some(provider),
+            Action::DecryptionFailed { subject, .. } | Action::AccessDenied { subject, .. } => {
+                match subject {
+                    Subject::Credential { provider, .. } => Some(provider),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// The secret name the event concerns, if any.
+    pub fn secret(&self) -> Option<&str> {
+        match self {
+            Action::SecretRead { name, .. } | Action::SecretChanged { name, .. } => Some(name),
+            Action::DecryptionFailed { subject, .. } | Action::AccessDenied { subject, .. } => {
+                match subject {
+                    Subject::Secret { name } => Some(name),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// The key id the event names, if any (for a rotation, the new key).
+    pub fn key_id(&self) -> Option<KeyId> {
+        match self {
+            Action::CredentialStored { key_id, .. }
+            | Action::CredentialAccessed { key_id, .. }
+            | Action::SecretRead { key_id, .. }
+            | Action::SecretChanged { key_id, .. }
+            | Action::DecryptionFailed { key_id, .. } => *key_id,
+            Action::SecretsMigrated { key_id, .. } => Some(*key_id),
+            Action::KeyRotationStarted { to, .. }
+            | Action::KeyRotationProgressed { to, .. }
+            | Action::KeyRotationFinished { to, .. } => Some(*to),
+            _ => None,
+        }
+    }
+
+    /// Writes the subject and details as ` - name=value` pairs, after the
+    /// seed's `credential_accessed - user=... - provider=...` form.
+    /// Identifiers are escaped so that a user id cannot forge a log line.
+    fn write_details(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn pair(f: &mut fmt::Formatter<'_>, name: &str, value: &dyn fmt::Display) -> fmt::Result {
+            use fmt::Write as _;
+            write!(f, " - {name}=")?;
+            let text = value.to_string();
+            for c in text.chars() {
+                if c.is_control() {
+                    write!(f, "{}", c.escape_default())?;
+                } else {
+                    f.write_char(c)?;
+                }
+            }
+            Ok(())
+        }
+        fn key(f: &mut fmt::Formatter<'_>, name: &str, id: &Option<KeyId>) -> fmt::Result {
+            match id {
+                Some(id) => pair(f, name, id),
+                None => Ok(()),
+            }
+        }
+        fn subject(f: &mut fmt::Formatter<'_>, subject: &Subject) -> fmt::Result {
+            match subject {
+                Subject::Credential { user, provider } => {
+                    pair(f, "user", user)?;
+                    pair(f, "provider", provider)
+                }
+                Subject::User { user } => pair(f, "user", user),
+                Subject::Secret { name } => pair(f, "secret", name),
+                Subject::SecretsFile { file } => pair(f, "file", file),
+            }
+        }
+        match self {
+            Action::CredentialStored {
+                user,
+                provider,
+                key_id,
+            }
+            | Action::CredentialAccessed {
+                user,
+                provider,
+                key_id,
+            } => {
+                pair(f, "user", user)?;
+                pair(f, "provider", provider)?;
+                key(f, "key", key_id)
+            }
+            Action::CredentialDeleted { user, provider } => {
+                pair(f, "user", user)?;
+                pair(f, "provider", provider)
+            }
+            Action::UserCredentialsErased { user, count } => {
+                pair(f, "user", user)?;
+                pair(f, "count", count)
+            }
+            Action::SecretsMigrated {
+                file,
+                values,
+                key_id,
+            } => {
+                pair(f, "file", file)?;
+                pair(f, "values", values)?;
+                pair(f, "key", key_id)
+            }
+            Action::SecretsRolledBack { file, backup } => {
+                pair(f, "file", file)?;
+                pair(f, "backup", backup)
+            }
+            Action::SecretsVerified {
+                file,
+                values,
+                failures,
+            } => {
+                pair(f, "file", file)?;
+                pair(f, "values", values)?;
+                pair(f, "failures", failures)
+            }
+            Action::SecretRead { name, key_id } => {
+                pair(f, "secret", name)?;
+                key(f, "key", key_id)
+            }
+            Action::SecretChanged {
+                name,
+                fingerprint,
+                key_id,
+            } => {
+                pair(f, "secret", name)?;
+                pair(f, "fingerprint", fingerprint)?;
+                key(f, "key", key_id)
+            }
+            Action::KeyRotationStarted { scope, to, total } => {
+                pair(f, "scope", scope)?;
+                pair(f, "to", to)?;
+                match total {
+                    Some(total) => pair(f, "total", total),
+                    None => Ok(()),
+                }
+            }
+            Action::KeyRotationProgressed {
+                scope,
+                to,
+                done,
+                total,
+            } => {
+                pair(f, "scope", scope)?;
+                pair(f, "to", to)?;
+                pair(f, "done", done)?;
+                match total {
+                    Some(total) => pair(f, "total", total),
+                    None => Ok(()),
+                }
+            }
+            Action::KeyRotationFinished {
+                scope,
+                to,
+                rewrapped,
+                failed,
+            } => {
+                pair(f, "scope", scope)?;
+                pair(f, "to", to)?;
+                pair(f, "rewrapped", rewrapped)?;
+                pair(f, "failed", failed)
+            }
+            Action::DecryptionFailed {
+                subject: s,
+                key_id,
+                reason,
+            } => {
+                subject(f, s)?;
+                key(f, "key", key_id)?;
+                pair(f, "reason", &reason.as_str())
+            }
+            Action::AccessDenied { subject: s, reason } => {
+                subject(f, s)?;
+                pair(f, "reason", &reason.as_str())
+            }
+        }
+    }
+}
+
+/// The seed's log line without its `Security Audit: ` prefix:
+/// `credential_accessed - user=... - provider=...`.
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())?;
+        self.write_details(f)
+    }
+}
+
+/// Why a value did not decrypt, as a class. Built from the crypto error so
+/// that callers never pass its text (or the value) along.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum DecryptFailure {
+    /// Wrong key, wrong context (copied from another row) or tampered.
+    NotAuthentic,
+    /// The value names a key that is not in the keyring.
+    UnknownKey,
+    /// The token is older than the allowed maximum age.
+    Expired,
+    /// The token's timestamp is too far in the future.
+    FromTheFuture,
+    /// It claims to be ciphertext but is not well formed.
+    Malformed,
+    /// It is plaintext where ciphertext was required.
+    NotSealed,
+    /// It decrypted to bytes that are not UTF-8.
+    NotUtf8,
+    /// Any other crypto failure.
+    Other,
+}
+
+impl DecryptFailure {
+    /// The class of a crypto error.
+    pub fn of(error: &CryptoError) -> DecryptFailure {
+        match error {
+            CryptoError::AuthenticationFailed { .. } => DecryptFailure::NotAuthentic,
+            CryptoError::UnknownKeyId { .. } => DecryptFailure::UnknownKey,
+            CryptoError::Expired { .. } => DecryptFailure::Expired,
+            CryptoError::FromTheFuture { .. } => DecryptFailure::FromTheFuture,
+            CryptoError::Malformed(_) => DecryptFailure::Malformed,
+            CryptoError::NotSealed => DecryptFailure::NotSealed,
+            CryptoError::NotUtf8 => DecryptFailure::NotUtf8,
+            _ => DecryptFailure::Other,
+        }
+    }
+
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecryptFailure::NotAuthentic => "not_authentic",
+            DecryptFailure::UnknownKey => "unknown_key",
+            DecryptFailure::Expired => "expired",
+            DecryptFailure::FromTheFuture => "from_the_future",
+            DecryptFailure::Malformed => "malformed",
+            DecryptFailure::NotSealed => "not_sealed",
+            DecryptFailure::NotUtf8 => "not_utf8",
+            DecryptFailure::Other => "other",
+        }
+    }
+}
+
+/// Why an access was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum DenialReason {
+    /// The caller did not prove who it is.
+    NotAuthenticated,
+    /// The caller is known but not allowed.
+    NotPermitted,
+    /// Encryption is required and no key is configured.
+    EncryptionRequired,
+}
+
+impl DenialReason {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DenialReason::NotAuthenticated => "not_authenticated",
+            DenialReason::NotPermitted => "not_permitted",
+            DenialReason::EncryptionRequired => "encryption_required",
+        }
+    }
+}
+
+/// Key ids in JSON as their 12-hex-digit text.
+mod key_id_req {
+    use atom_crypto::KeyId;
+    use serde::{Deserialize as _, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(id: &KeyId, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(id)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<KeyId, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Optional key ids in JSON: the text, or `null`.
+mod key_id_opt {
+    use atom_crypto::KeyId;
+    use serde::{Deserialize as _, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(id: &Option<KeyId>, s: S) -> Result<S::Ok, S::Error> {
+        match id {
+            Some(id) => s.collect_str(id),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<KeyId>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            Some(text) => text.parse().map(Some).map_err(serde::de::Error::custom),
+            None => Ok(None),
+        }
+    }
+}

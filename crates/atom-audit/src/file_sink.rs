@@ -1,0 +1,545 @@
+//! The append-only, hash-chained JSON Lines log.
+//!
+//! # Chain
+//! Every line is a record whose MAC (under the audit key) covers its
+//! sequence number and the previous record's MAC; see the format in
+//! `record.rs` (and [`verify`](crate::verify)). Without the audit key no one
+//! can change, insert, remove or reorder records and recompute the chain.
+//!
+//! # Checkpoints (tail truncation)
+//! A chain alone cannot show that its end was cut off: a prefix of a valid
+//! chain is a valid chain. So every [`FileSinkOptions::checkpoint_every`]
+//! records, on [`AuditSink::flush`], and when an existing log is opened,
+//! the sink appends a checkpoint record, syncs the log, and then writes a
+//! copy of that checkpoint record to the sidecar file
+//! [`checkpoint_path`]`(log)` atomically (temporary file, fsync, rename,
+//! fsync of the directory). `verify` then requires the log to contain that
+//! very record: cutting the log anywhere before the last checkpoint is
+//! detected. Records after the last checkpoint (fewer than the interval, or
+//! none after a clean `flush`) are "unanchored" and `verify` reports how
+//! many. Someone who can write both files can still roll both back to an
+//! older checkpoint; ship the tracing output (which logs each checkpoint's
+//! sequence number and MAC at INFO, target `atom_audit::checkpoint`) off
+//! the host to detect that too.
+//!
+//! # Concurrency
+//! Appends are serialized by one `tokio::sync::Mutex` around the writer:
+//! each record is encoded, chained and written with a single `write` of
+//! one whole line while the lock is held, so lines never interleave and the
+//! chain never forks. The blocking write and fsync run on tokio's blocking
+//! pool and own the lock guard, so a caller that gives up waiting (its
+//! future is dropped) cannot leave the chain state behind the file.
+//!
+//! # Fail-closed
+//! Any I/O error, or finding that the log path no longer names the open
+//! file (removed, renamed, replaced), fails the append; after that the sink
+//! refuses all events ([`AuditError::Poisoned`]) because the end of the
+//! file is uncertain. Opening refuses a log whose last record is torn, does
+//! not authenticate, is under another audit key, or is shorter than its
+//! checkpoint file says.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read as _, Seek as _, SeekFrom, Write as _};
+use std::num::{NonZeroU32, NonZeroU64};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use atom_crypto::{Key, MacKey};
+
+use crate::error::AuditError;
+use crate::event::AuditEvent;
+use crate::record::{self, GENESIS, Kind, Tag};
+use crate::sink::AuditSink;
+
+/// When the log is fsynced. Whatever the setting, the log is synced before
+/// every checkpoint is anchored, so the checkpoint file never points past
+/// what is on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Durability {
+    /// `fdatasync` after every record, before `record` returns: an event
+    /// that was reported recorded survives a power loss. The default,
+    /// because an audit record that can vanish after the access it records
+    /// went ahead is what fail-closed is meant to prevent.
+    #[default]
+    EveryRecord,
+    /// `fdatasync` after every N records: a power loss can lose up to N-1
+    /// records whose operations went ahead.
+    EveryN(NonZeroU32),
+    /// Never sync (except at checkpoints): the operating system writes when
+    /// it likes; a power loss can lose everything since the last
+    /// checkpoint. A process crash loses nothing.
+    Never,
+}
+
+/// Settings of a [`FileSink`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FileSinkOptions {
+    /// When to fsync; default [`Durability::EveryRecord`].
+    pub durability: Durability,
+    /// A checkpoint after this many records; default 100. Smaller anchors
+    /// the tail more tightly at the cost of three more fsyncs per
+    /// checkpoint.
+    pub checkpoint_every: NonZeroU64,
+}
+
+impl Default for FileSinkOptions {
+    fn default() -> FileSinkOptions {
+        FileSinkOptions {
+            durability: Durability::default(),
+            checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
+        }
+    }
+}
+
+impl FileSinkOptions {
+    /// The same options with another durability.
+    pub fn durability(mut self, durability: Durability) -> FileSinkOptions {
+        self.durability = durability;
+        self
+    }
+
+    /// The same options with another checkpoint interval.
+    pub fn checkpoint_every(mut self, records: NonZeroU64) -> FileSinkOptions {
+        self.checkpoint_every = records;
+        self
+    }
+}
+
+const DEFAULT_CHECKPOINT_EVERY: NonZeroU64 = match NonZeroU64::new(100) {
+    Some(n) => n,
+    None => NonZeroU64::MIN,
+};
+
+/// The checkpoint file of a log: the log's name with `.checkpoint`
+/// appended (`audit.jsonl` -> `audit.jsonl.checkpoint`), in the same
+/// directory.
+pub fn checkpoint_path(log: &Path) -> PathBuf {
+    let mut name = log.file_name().unwrap_or_default().to_os_string();
+    name.push(".checkpoint");
+    log.with_file_name(name)
+}
+
+/// The hash-chained JSON Lines log; see the module documentation of this
+/// type's file for the scheme. Cheap to share behind an `Arc`.
+pub struct FileSink {
+    path: PathBuf,
+    key_id: atom_crypto::KeyId,
+    writer: Arc<tokio::sync::Mutex<Writer>>,
+}
+
+impl std::fmt::Debug for FileSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileSink")
+            .field("path", &self.path)
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FileSink {
+    /// Opens (or creates, mode 0600) the log at `path`, chained under the
+    /// audit key `key`, with default options.
+    pub async fn open(path: impl Into<PathBuf>, key: &Key) -> Result<FileSink, AuditError> {
+        FileSink::open_with(path, key, FileSinkOptions::default()).await
+    }
+
+    /// Opens (or creates) the log at `path` with `options`. An existing log
+    /// is continued after checking its last record and its checkpoint file,
+    /// and a checkpoint is written at once to anchor what is already there.
+    pub async fn open_with(
+        path: impl Into<PathBuf>,
+        key: &Key,
+        options: FileSinkOptions,
+    ) -> Result<FileSink, AuditError> {
+        let path = path.into();
+        let mac = MacKey::derive(key, record::CHAIN_PURPOSE);
+        let key_id = mac.key_id();
+        let open_path = path.clone();
+        let writer = tokio::task::spawn_blocking(move || Writer::open(open_path, mac, options))
+            .await
+            .map_err(|e| AuditError::Open {
+                path: path.clone(),
+                source: io::Error::other(format!("the opening task failed: {e}")),
+            })??;
+        Ok(FileSink {
+            path,
+            key_id,
+            writer: Arc::new(tokio::sync::Mutex::new(writer)),
+        })
+    }
+
+    /// The log file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The id of the audit key the log is chained under.
+    pub fn key_id(&self) -> atom_crypto::KeyId {
+        self.key_id
+    }
+
+    /// Runs `job` on the blocking pool with the writer locked; the job owns
+    /// the guard, so the lock is held until the file and the chain state
+    /// agree again even if the caller stops waiting.
+    async fn with_writer(
+        &self,
+        job: impl FnOnce(&mut Writer) -> Result<(), AuditError> + Send + 'static,
+    ) -> Result<(), AuditError> {
+        let mut guard = Arc::clone(&self.writer).lock_owned().await;
+        tokio::task::spawn_blocking(move || job(&mut guard))
+            .await
+            .map_err(|e| AuditError::Write {
+                path: self.path.clone(),
+                source: io::Error::other(format!("the writing task failed: {e}")),
+            })?
+    }
+}
+
+#[async_trait]
+impl AuditSink for FileSink {
+    async fn record(&self, event: &AuditEvent) -> Result<(), AuditError> {
+        let event = event.clone();
+        self.with_writer(move |w| w.append(&event)).await
+    }
+
+    async fn flush(&self) -> Result<(), AuditError> {
+        self.with_writer(Writer::flush).await
+    }
+}
+
+/// What identifies the open file, to notice that its path now names
+/// another file or none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Identity {
+    #[cfg(unix)]
+    dev: u64,
+    #[cfg(unix)]
+    ino: u64,
+}
+
+impl Identity {
+    #[cfg(unix)]
+    fn of(meta: &std::fs::Metadata) -> Identity {
+        use std::os::unix::fs::MetadataExt as _;
+        Identity {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn of(_meta: &std::fs::Metadata) -> Identity {
+        Identity {}
+    }
+}
+
+/// The open log and the chain's state. Only ever used on the blocking pool
+/// under the sink's lock.
+struct Writer {
+    path: PathBuf,
+    anchor: PathBuf,
+    file: File,
+    identity: Identity,
+    mac: MacKey,
+    options: FileSinkOptions,
+    next_seq: u64,
+    head: Tag,
+    unsynced: u32,
+    since_checkpoint: u64,
+    poisoned: bool,
+}
+
+impl Writer {
+    fn open(path: PathBuf, mac: MacKey, options: FileSinkOptions) -> Result<Writer, AuditError> {
+        let open_error = |source| AuditError::Open {
+            path: path.clone(),
+            source,
+        };
+        let mut file = open_options()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(open_error)?;
+        let meta = file.metadata().map_err(open_error)?;
+        let anchor = checkpoint_path(&path);
+        let damaged = |problem: String| AuditError::Damaged {
+            path: path.clone(),
+            problem,
+        };
+
+        let (next_seq, head, last_kind) = match last_line(&mut file, meta.len())
+            .map_err(open_error)?
+        {
+            None => (0, GENESIS, None),
+            Some(line) => {
+                let Some(line) = line.strip_suffix(b"\n") else {
+                    return Err(damaged(
+                        "its last line has no line break: the file was cut inside a record, or a write was interrupted".into(),
+                    ));
+                };
+                let parsed = record::parse(line)
+                    .map_err(|m| damaged(format!("its last line is not a record: {m}")))?;
+                if parsed.key != mac.key_id() {
+                    return Err(AuditError::WrongKey {
+                        path: path.clone(),
+                        needed: parsed.key,
+                        configured: mac.key_id(),
+                    });
+                }
+                if !parsed.authentic(&mac) {
+                    return Err(damaged(format!(
+                        "its last record (number {}) does not authenticate under audit key {}",
+                        parsed.seq,
+                        mac.key_id()
+                    )));
+                }
+                (parsed.seq + 1, parsed.tag, Some(parsed.kind))
+            }
+        };
+
+        match std::fs::read(&anchor) {
+            Ok(bytes) => {
+                let line = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+                let parsed = record::parse(line).map_err(|m| {
+                    damaged(format!(
+                        "its checkpoint file {} is not a record: {m}",
+                        anchor.display()
+                    ))
+                })?;
+                if parsed.key != mac.key_id() || !parsed.authentic(&mac) {
+                    return Err(damaged(format!(
+                        "its checkpoint file {} does not authenticate under audit key {}",
+                        anchor.display(),
+                        mac.key_id()
+                    )));
+                }
+                if parsed.seq >= next_seq {
+                    return Err(damaged(format!(
+                        "its checkpoint file says record {} was written, but the log has only {next_seq} records: the tail was cut",
+                        parsed.seq
+                    )));
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(AuditError::Read {
+                    path: anchor,
+                    source,
+                });
+            }
+        }
+
+        let mut writer = Writer {
+            identity: Identity::of(&meta),
+            path,
+            anchor,
+            file,
+            mac,
+            options,
+            next_seq,
+            head,
+            unsynced: 0,
+            since_checkpoint: 0,
+            poisoned: false,
+        };
+        if last_kind == Some(Kind::Event) {
+            // Anchor what earlier runs wrote, so it cannot be cut unnoticed.
+            writer.guarded(|w| w.checkpoint())?;
+        }
+        Ok(writer)
+    }
+
+    fn append(&mut self, event: &AuditEvent) -> Result<(), AuditError> {
+        self.guarded(|w| {
+            w.check_identity()?;
+            let (line, tag) = record::encode_event(&w.mac, w.next_seq, &w.head, event);
+            w.write_line(&line)?;
+            w.advance(tag);
+            if w.since_checkpoint >= w.options.checkpoint_every.get() {
+                return w.checkpoint();
+            }
+            let sync = match w.options.durability {
+                Durability::EveryRecord => true,
+                Durability::EveryN(n) => w.unsynced >= n.get(),
+                Durability::Never => false,
+            };
+            if sync {
+                w.sync()?;
+            }
+            Ok(())
+        })
+    }
+
+    fn flush(&mut self) -> Result<(), AuditError> {
+        self.guarded(|w| {
+            w.check_identity()?;
+            if w.since_checkpoint > 0 {
+                w.checkpoint()
+            } else {
+                w.sync()
+            }
+        })
+    }
+
+    /// Runs `step` unless the writer is poisoned, and poisons it when the
+    /// step fails: after a failed write the end of the file is uncertain.
+    fn guarded(
+        &mut self,
+        step: impl FnOnce(&mut Writer) -> Result<(), AuditError>,
+    ) -> Result<(), AuditError> {
+        if self.poisoned {
+            return Err(AuditError::Poisoned {
+                path: self.path.clone(),
+            });
+        }
+        let result = step(self);
+        if result.is_err() {
+            self.poisoned = true;
+        }
+        result
+    }
+
+    fn advance(&mut self, tag: Tag) {
+        self.head = tag;
+        self.next_seq += 1;
+        self.unsynced = self.unsynced.saturating_add(1);
+        self.since_checkpoint += 1;
+    }
+
+    /// Appends a checkpoint record, syncs the log, then anchors the
+    /// checkpoint in the sidecar file.
+    fn checkpoint(&mut self) -> Result<(), AuditError> {
+        let (line, tag) = record::encode_checkpoint(&self.mac, self.next_seq, &self.head);
+        self.write_line(&line)?;
+        let seq = self.next_seq;
+        self.advance(tag);
+        self.sync()?;
+        write_atomically(&self.anchor, &line).map_err(|source| AuditError::Write {
+            path: self.anchor.clone(),
+            source,
+        })?;
+        self.since_checkpoint = 0;
+        tracing::info!(
+            target: "atom_audit::checkpoint",
+            log = %self.path.display(),
+            seq,
+            mac = %record::hex(&tag),
+            "audit log checkpoint"
+        );
+        Ok(())
+    }
+
+    /// One `write` of one whole line (the file is in append mode).
+    fn write_line(&mut self, line: &[u8]) -> Result<(), AuditError> {
+        self.file
+            .write_all(line)
+            .map_err(|source| AuditError::Write {
+                path: self.path.clone(),
+                source,
+            })
+    }
+
+    fn sync(&mut self) -> Result<(), AuditError> {
+        self.file.sync_data().map_err(|source| AuditError::Write {
+            path: self.path.clone(),
+            source,
+        })?;
+        self.unsynced = 0;
+        Ok(())
+    }
+
+    /// Fails unless the log's path still names the file we have open: a
+    /// removed or replaced log would swallow records unseen.
+    fn check_identity(&self) -> Result<(), AuditError> {
+        match std::fs::metadata(&self.path) {
+            Ok(meta) if Identity::of(&meta) == self.identity => Ok(()),
+            Ok(_) => Err(AuditError::Replaced {
+                path: self.path.clone(),
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(AuditError::Replaced {
+                path: self.path.clone(),
+            }),
+            Err(source) => Err(AuditError::Write {
+                path: self.path.clone(),
+                source,
+            }),
+        }
+    }
+}
+
+fn open_options() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    options
+}
+
+/// The last line of the file (with its `\n`, if it has one), reading
+/// backwards from the end so that a large log costs no more than a small
+/// one. `None` for an empty file.
+fn last_line(file: &mut File, len: u64) -> io::Result<Option<Vec<u8>>> {
+    const CHUNK: u64 = 4096;
+    if len == 0 {
+        return Ok(None);
+    }
+    let mut tail: Vec<u8> = Vec::new();
+    let mut end = len;
+    loop {
+        let start = end.saturating_sub(CHUNK);
+        // Invariant: end - start <= CHUNK, which fits usize.
+        let mut chunk = vec![0u8; usize::try_from(end - start).unwrap_or(0)];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(&mut chunk)?;
+        chunk.extend_from_slice(&tail);
+        tail = chunk;
+        // A line break before the last byte ends the previous line.
+        let search = &tail[..tail.len() - 1];
+        if let Some(pos) = search.iter().rposition(|&b| b == b'\n') {
+            return Ok(Some(tail[pos + 1..].to_vec()));
+        }
+        if start == 0 {
+            return Ok(Some(tail));
+        }
+        end = start;
+    }
+}
+
+/// Writes `contents` to `path` so that a crash leaves the old or the new
+/// file, never a torn one: temporary file in the same directory, fsync,
+/// rename, fsync of the directory.
+fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(".tmp");
+    let tmp = path.with_file_name(tmp_name);
+    let mut file = open_options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)?;
+    file.write_all(contents)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, path)?;
+    sync_directory(path)
+}
+
+#[cfg(unix)]
+fn sync_directory(path: &Path) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(not(unix))]
+fn sync_directory(_path: &Path) -> io::Result<()> {
+    Ok(())
+}

@@ -1,0 +1,413 @@
+//! Checking a log: `atom audit verify`.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader};
+use std::path::Path;
+
+use atom_crypto::{Key, KeyId, MacKey};
+
+use crate::error::AuditError;
+use crate::file_sink::checkpoint_path;
+use crate::record::{self, GENESIS, Kind, Tag};
+
+/// The result of [`verify`]: what was checked and the first problem found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VerifyReport {
+    /// Records that were read and found in order, authentic and chained
+    /// (up to the first problem).
+    pub records: u64,
+    /// Of those, event records.
+    pub events: u64,
+    /// Of those, checkpoint records.
+    pub checkpoints: u64,
+    /// The sequence number of the checkpoint that the checkpoint file
+    /// anchors, if there is one.
+    pub anchored: Option<u64>,
+    /// Records after the anchored checkpoint: these could have been cut
+    /// from the end without detection (none after a clean shutdown).
+    pub unanchored: u64,
+    /// The first problem, if any.
+    pub problem: Option<Problem>,
+}
+
+impl VerifyReport {
+    /// Whether no problem was found.
+    pub fn is_intact(&self) -> bool {
+        self.problem.is_none()
+    }
+}
+
+impl fmt::Display for VerifyReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.problem {
+            None => write!(
+                f,
+                "intact: {} records ({} events, {} checkpoints)",
+                self.records, self.events, self.checkpoints
+            )?,
+            Some(problem) => write!(
+                f,
+                "NOT intact: {problem} ({} records before it are in order)",
+                self.records
+            )?,
+        }
+        if self.problem.is_none() {
+            match self.anchored {
+                Some(seq) if self.unanchored == 0 => {
+                    write!(f, "; the end is anchored by checkpoint {seq}")?
+                }
+                Some(seq) => write!(
+                    f,
+                    "; anchored up to checkpoint {seq}, the last {} records are not yet anchored",
+                    self.unanchored
+                )?,
+                None => write!(f, "; no checkpoint yet, so a cut tail cannot be ruled out")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The first problem in a log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Problem {
+    /// The 1-based line of the log where it shows, if it is at a line.
+    pub line: Option<u64>,
+    /// What it is.
+    pub kind: ProblemKind,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "line {line}: {}", self.kind),
+            None => write!(f, "{}", self.kind),
+        }
+    }
+}
+
+/// What is wrong with a log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProblemKind {
+    /// The line is not a record at all.
+    Malformed {
+        /// Why.
+        reason: String,
+    },
+    /// The record names another audit key than the one given.
+    WrongKey {
+        /// The key id the record names.
+        needed: KeyId,
+        /// The key id of the key given.
+        given: KeyId,
+    },
+    /// The record's MAC is wrong: it was modified, or it was inserted or
+    /// forged by someone without the audit key.
+    NotAuthentic,
+    /// Records are missing: the one expected next is absent and a later one
+    /// follows.
+    Removed {
+        /// The first missing sequence number.
+        expected: u64,
+        /// The sequence number found in its place.
+        found: u64,
+    },
+    /// Records are out of order: a later record comes before the one
+    /// expected next, which appears further on.
+    Reordered {
+        /// The sequence number expected here.
+        expected: u64,
+        /// The sequence number found here.
+        found: u64,
+    },
+    /// A record that already came appears again (a copy was inserted), or
+    /// records are out of order.
+    Replayed {
+        /// The sequence number expected here.
+        expected: u64,
+        /// The earlier sequence number found here.
+        found: u64,
+    },
+    /// The record is authentic and in its place but does not chain to the
+    /// record before it (spliced in from another log under the same key).
+    BrokenLink {
+        /// Its sequence number.
+        seq: u64,
+    },
+    /// The last line has no line break: the file was cut inside a record
+    /// (or a write was interrupted by a crash).
+    Incomplete,
+    /// The log ends before the checkpoint its checkpoint file anchors: the
+    /// tail was cut.
+    TailCut {
+        /// The anchored checkpoint's sequence number.
+        anchored: u64,
+        /// How many records the log has.
+        records: u64,
+    },
+    /// The log's record at the anchored position is not the anchored
+    /// checkpoint.
+    AnchorMismatch {
+        /// The anchored sequence number.
+        seq: u64,
+    },
+    /// The checkpoint file is not a valid checkpoint under the key given.
+    AnchorInvalid {
+        /// Why.
+        reason: String,
+    },
+    /// The log has checkpoints but the checkpoint file is missing (deleted,
+    /// or a crash during the very first checkpoint).
+    AnchorMissing,
+}
+
+impl fmt::Display for ProblemKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProblemKind::Malformed { reason } => write!(f, "not a log record: {reason}"),
+            ProblemKind::WrongKey { needed, given } => write!(
+                f,
+                "the record names audit key {needed}, not the given key {given}: verify with key {needed}, or the record was altered"
+            ),
+            ProblemKind::NotAuthentic => f.write_str(
+                "the record does not authenticate under the audit key: it was modified, or inserted by someone without the key",
+            ),
+            ProblemKind::Removed { expected, found } => write!(
+                f,
+                "records {expected} to {} are missing (record {found} follows record {})",
+                found - 1,
+                expected.saturating_sub(1)
+            ),
+            ProblemKind::Reordered { expected, found } => write!(
+                f,
+                "records are out of order: record {found} stands where record {expected} should"
+            ),
+            ProblemKind::Replayed { expected, found } => write!(
+                f,
+                "record {found} appears again where record {expected} should be (an inserted copy, or records out of order)"
+            ),
+            ProblemKind::BrokenLink { seq } => write!(
+                f,
+                "record {seq} does not chain to the record before it (spliced from another log)"
+            ),
+            ProblemKind::Incomplete => f.write_str(
+                "the last line is incomplete: the file was cut inside a record, or a write was interrupted",
+            ),
+            ProblemKind::TailCut { anchored, records } => write!(
+                f,
+                "the tail was cut: the checkpoint file anchors record {anchored}, but the log has only {records} records"
+            ),
+            ProblemKind::AnchorMismatch { seq } => write!(
+                f,
+                "record {seq} is not the checkpoint the checkpoint file anchors (the log was rewritten, or the checkpoint file belongs to another log)"
+            ),
+            ProblemKind::AnchorInvalid { reason } => {
+                write!(f, "the checkpoint file is not valid: {reason}")
+            }
+            ProblemKind::AnchorMissing => f.write_str(
+                "the log has checkpoints but its checkpoint file is missing, so a cut tail cannot be ruled out",
+            ),
+        }
+    }
+}
+
+/// Checks the log at `log` and its checkpoint file
+/// ([`checkpoint_path`]) under the audit key `key`: every record must be
+/// authentic, numbered in order and chained to the one before, and the log
+/// must reach the anchored checkpoint. Reports the first problem; an `Err`
+/// only when a file cannot be read. Reads the log as a stream.
+pub fn verify(log: &Path, key: &Key) -> Result<VerifyReport, AuditError> {
+    let anchor_path = checkpoint_path(log);
+    let anchor = match std::fs::read(&anchor_path) {
+        Ok(bytes) => Some(bytes),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(source) => {
+            return Err(AuditError::Read {
+                path: anchor_path,
+                source,
+            });
+        }
+    };
+    let read_error = |source| AuditError::Read {
+        path: log.to_path_buf(),
+        source,
+    };
+    match File::open(log) {
+        Ok(file) => verify_reader(BufReader::new(file), anchor.as_deref(), key).map_err(read_error),
+        // A missing log with a checkpoint file is a log cut to nothing.
+        Err(e) if e.kind() == io::ErrorKind::NotFound && anchor.is_some() => {
+            verify_reader(io::empty(), anchor.as_deref(), key).map_err(read_error)
+        }
+        Err(e) => Err(read_error(e)),
+    }
+}
+
+/// The anchored checkpoint, once checked.
+struct Anchor {
+    seq: u64,
+    tag: Tag,
+}
+
+fn verify_reader(
+    mut log: impl BufRead,
+    anchor: Option<&[u8]>,
+    key: &Key,
+) -> io::Result<VerifyReport> {
+    let mac = MacKey::derive(key, record::CHAIN_PURPOSE);
+    let mut report = VerifyReport {
+        records: 0,
+        events: 0,
+        checkpoints: 0,
+        anchored: None,
+        unanchored: 0,
+        problem: None,
+    };
+    let anchor = match anchor.map(|bytes| parse_anchor(bytes, &mac)).transpose() {
+        Ok(anchor) => anchor,
+        Err(kind) => {
+            report.problem = Some(Problem { line: None, kind });
+            return Ok(report);
+        }
+    };
+    report.anchored = anchor.as_ref().map(|a| a.seq);
+
+    let mut head = GENESIS;
+    let mut line_no = 0u64;
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        if log.read_until(b'\n', &mut buf)? == 0 {
+            break;
+        }
+        line_no += 1;
+        let fail = |kind| {
+            Some(Problem {
+                line: Some(line_no),
+                kind,
+            })
+        };
+        let Some(line) = buf.strip_suffix(b"\n") else {
+            report.problem = fail(ProblemKind::Incomplete);
+            return Ok(report);
+        };
+        let expected = report.records;
+        let parsed = match record::parse(line) {
+            Ok(parsed) => parsed,
+            Err(m) => {
+                report.problem = fail(ProblemKind::Malformed {
+                    reason: m.to_string(),
+                });
+                return Ok(report);
+            }
+        };
+        if parsed.key != mac.key_id() {
+            report.problem = fail(ProblemKind::WrongKey {
+                needed: parsed.key,
+                given: mac.key_id(),
+            });
+            return Ok(report);
+        }
+        if !parsed.authentic(&mac) {
+            report.problem = fail(ProblemKind::NotAuthentic);
+            return Ok(report);
+        }
+        if parsed.seq != expected {
+            let found = parsed.seq;
+            let kind = if found < expected {
+                ProblemKind::Replayed { expected, found }
+            } else if appears_later(&mut log, expected)? {
+                ProblemKind::Reordered { expected, found }
+            } else {
+                ProblemKind::Removed { expected, found }
+            };
+            report.problem = fail(kind);
+            return Ok(report);
+        }
+        if parsed.prev != head {
+            report.problem = fail(ProblemKind::BrokenLink { seq: parsed.seq });
+            return Ok(report);
+        }
+        if let Some(anchor) = &anchor
+            && anchor.seq == parsed.seq
+            && anchor.tag != parsed.tag
+        {
+            report.problem = fail(ProblemKind::AnchorMismatch { seq: anchor.seq });
+            return Ok(report);
+        }
+        head = parsed.tag;
+        report.records += 1;
+        match parsed.kind {
+            Kind::Event => report.events += 1,
+            Kind::Checkpoint => report.checkpoints += 1,
+        }
+    }
+
+    match &anchor {
+        Some(anchor) if anchor.seq >= report.records => {
+            report.problem = Some(Problem {
+                line: None,
+                kind: ProblemKind::TailCut {
+                    anchored: anchor.seq,
+                    records: report.records,
+                },
+            });
+        }
+        Some(anchor) => report.unanchored = report.records - anchor.seq - 1,
+        None if report.checkpoints > 0 => {
+            report.unanchored = report.records;
+            report.problem = Some(Problem {
+                line: None,
+                kind: ProblemKind::AnchorMissing,
+            });
+        }
+        None => report.unanchored = report.records,
+    }
+    Ok(report)
+}
+
+fn parse_anchor(bytes: &[u8], mac: &MacKey) -> Result<Anchor, ProblemKind> {
+    let invalid = |reason: String| ProblemKind::AnchorInvalid { reason };
+    let line = bytes
+        .strip_suffix(b"\n")
+        .ok_or_else(|| invalid("it has no line break at its end".into()))?;
+    let parsed = record::parse(line).map_err(|m| invalid(m.to_string()))?;
+    if parsed.key != mac.key_id() {
+        return Err(ProblemKind::WrongKey {
+            needed: parsed.key,
+            given: mac.key_id(),
+        });
+    }
+    if !parsed.authentic(mac) {
+        return Err(invalid(
+            "it does not authenticate under the audit key".into(),
+        ));
+    }
+    if parsed.kind != Kind::Checkpoint {
+        return Err(invalid("it is not a checkpoint record".into()));
+    }
+    Ok(Anchor {
+        seq: parsed.seq,
+        tag: parsed.tag,
+    })
+}
+
+/// Whether a record numbered `seq` comes later in `log`. Only used to
+/// name a problem already found, so unreadable lines are skipped rather
+/// than reported.
+fn appears_later(log: &mut impl BufRead, seq: u64) -> io::Result<bool> {
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        if log.read_until(b'\n', &mut buf)? == 0 {
+            return Ok(false);
+        }
+        let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
+        if record::parse(line).is_ok_and(|p| p.seq == seq) {
+            return Ok(true);
+        }
+    }
+}
