@@ -1,0 +1,92 @@
+//! A directory migrated by the Python original (tests/data/python, made by
+//! tests/data/make_python_fixture.py) is read, verified, migrated again
+//! without change, rewrapped and rolled back.
+
+use std::path::{Path, PathBuf};
+
+use atom_crypto::{Key, Keyring};
+use atom_secrets_file::{SealForm, SecretsDir};
+
+use crate::common::{assert_same, opened, read_json, snapshot, temp};
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/python")
+}
+
+fn fixture_keyring() -> Keyring {
+    let text = std::fs::read_to_string(fixture().join("key.txt")).expect("key.txt");
+    let key = Key::parse(text.trim_end()).expect("the fixture key parses");
+    Keyring::new(key, []).expect("keyring")
+}
+
+fn copy_fixture(to: &Path) {
+    for name in ["secrets.json", "secrets.enc", "secrets.json.backup"] {
+        std::fs::copy(fixture().join(name), to.join(name)).expect("copy fixture");
+    }
+}
+
+const STRINGS: usize = 5;
+
+#[test]
+fn python_original_files_are_read_verified_rewrapped_and_rolled_back() {
+    let tmp = temp();
+    copy_fixture(tmp.path());
+    let ring = fixture_keyring();
+    let dir = SecretsDir::new(tmp.path());
+    let plaintext = read_json(&fixture().join("secrets.json"));
+
+    let status = dir.status(Some(&ring)).expect("status");
+    assert_eq!(status.legacy_secrets, STRINGS);
+    assert_eq!(status.encrypted_secrets, STRINGS);
+    assert_eq!(status.plaintext_secrets, 0);
+    assert_eq!(status.total_secrets, plaintext.len());
+    assert_eq!(status.needs_rewrap, Some(STRINGS));
+
+    let report = dir.verify(&ring).expect("verify");
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(report.ok_count(), STRINGS);
+    assert_same(&plaintext, &opened(&dir, &ring));
+
+    // The Python migration is recognised: migrating again changes nothing.
+    let before = snapshot(tmp.path());
+    let report = dir.migrate(&ring).expect("migrate again");
+    assert!(!report.wrote_encrypted && !report.wrote_backup);
+    assert!(report.sealed_names.is_empty());
+    assert_eq!(before, snapshot(tmp.path()));
+
+    let report = dir.rewrap(&ring).expect("rewrap");
+    assert_eq!(report.from_legacy, STRINGS);
+    let status = dir.status(Some(&ring)).expect("status");
+    assert_eq!(status.legacy_secrets, 0);
+    assert_eq!(status.by_key_id[&ring.primary_id().to_string()], STRINGS);
+    assert!(dir.verify(&ring).expect("verify").is_ok());
+    assert_same(&plaintext, &opened(&dir, &ring));
+
+    let report = dir.rollback(&ring).expect("rollback");
+    assert!(
+        report.kept_plaintext.is_none(),
+        "same content, nothing to keep"
+    );
+    assert_same(&plaintext, &read_json(&dir.plaintext_path()));
+}
+
+#[test]
+fn legacy_form_is_written_only_on_request_and_reads_back() {
+    let tmp = temp();
+    std::fs::copy(
+        fixture().join("secrets.json"),
+        tmp.path().join("secrets.json"),
+    )
+    .expect("copy");
+    let ring = fixture_keyring();
+    let dir = SecretsDir::new(tmp.path()).with_seal_form(SealForm::Legacy);
+    let report = dir.migrate(&ring).expect("migrate");
+    assert_eq!(report.form, "legacy");
+    assert_eq!(report.key_id, None);
+    let status = dir.status(None).expect("status");
+    assert_eq!(status.legacy_secrets, STRINGS);
+    assert_same(
+        &read_json(&fixture().join("secrets.json")),
+        &opened(&dir, &ring),
+    );
+}

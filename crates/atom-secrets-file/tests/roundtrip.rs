@@ -1,0 +1,123 @@
+//! Round trips: migrate -> read -> rollback gives back exactly what went in.
+
+use atom_crypto::{Classification, Key, Keyring, classify};
+use atom_secrets_file::{EntryCheck, SecretsDir};
+use serde_json::{Map, Value, json};
+
+use crate::common::{assert_same, keyring, opened, parse, read_json, temp, write};
+
+const EVERY_TYPE: &str = r#"{
+  "API_KEY": "sk-live-1234",
+  "empty": "",
+  "unicode": "pässwörd – 秘密 🔑 \u0000 nul and \" quote \\ slash",
+  "名前 with spaces": "value under a unicode name",
+  "": "the empty name",
+  "int": 42,
+  "negative": -7,
+  "big": 18446744073709551615,
+  "float": 3.5e-9,
+  "true": true,
+  "false": false,
+  "null": null,
+  "object": {"inner": "not sealed", "deeper": {"x": [1, "two", null]}},
+  "array": ["a", 1, false, null, {"k": "v"}],
+  "emptyobj": {},
+  "emptyarr": []
+}"#;
+
+#[test]
+fn every_json_value_type_round_trips() {
+    let tmp = temp();
+    write(tmp.path(), "secrets.json", EVERY_TYPE);
+    let original = parse(EVERY_TYPE.as_bytes());
+    let ring = keyring();
+    let dir = SecretsDir::new(tmp.path());
+
+    let report = dir.migrate(&ring).expect("migrate");
+    assert_eq!(report.sealed_names.len(), 5);
+    assert_eq!(report.not_secret, original.len() - 5);
+
+    let stored = read_json(&dir.encrypted_path());
+    for (name, value) in &original {
+        let now = &stored[name];
+        match value {
+            Value::String(_) => assert_eq!(
+                classify(now.as_str().expect("a string")).expect("classifies"),
+                Classification::Sealed(ring.primary_id()),
+                "{name:?} is sealed under the primary key"
+            ),
+            _ => assert_eq!(now, value, "{name:?} is kept as it is"),
+        }
+    }
+    assert_same(&original, &opened(&dir, &ring));
+
+    let report = dir.verify(&ring).expect("verify");
+    assert!(report.is_ok());
+    assert_eq!(report.ok_count(), 5);
+    assert!(matches!(report.entries[5].check, EntryCheck::NotSecret));
+
+    dir.rollback(&ring).expect("rollback");
+    assert_same(&original, &read_json(&dir.plaintext_path()));
+    assert!(!dir.encrypted_path().exists());
+}
+
+#[test]
+fn set_unset_keep_order_and_types() {
+    let tmp = temp();
+    let ring = keyring();
+    let dir = SecretsDir::new(tmp.path());
+    for (name, value) in [
+        ("z", json!("last letter")),
+        ("a", json!(1)),
+        ("m", json!({"nested": ["x"]})),
+        ("ü", json!("")),
+    ] {
+        dir.set_value(&ring, name, value).expect("set");
+    }
+    dir.set_value(&ring, "a", json!("now a string"))
+        .expect("replace");
+    dir.unset("m").expect("unset");
+    let want: Map<String, Value> =
+        parse(br#"{"z": "last letter", "a": "now a string", "\u00fc": ""}"#);
+    assert_same(&want, &opened(&dir, &ring));
+    assert_eq!(dir.list().expect("list"), ["z", "a", "ü"]);
+}
+
+#[test]
+fn hundred_thousand_entries_round_trip() {
+    let tmp = temp();
+    let mut original = Map::new();
+    for i in 0..100_000u32 {
+        let value = if i % 10 == 0 {
+            json!(i)
+        } else {
+            json!(format!("sk-{i:06}-ünï-{}", "x".repeat((i % 50) as usize)))
+        };
+        original.insert(format!("secret_{i}"), value);
+    }
+    write(
+        tmp.path(),
+        "secrets.json",
+        serde_json::to_vec(&original).expect("render"),
+    );
+    let old = Key::generate().expect("key");
+    let new = Key::generate().expect("key");
+    let ring = Keyring::new(old, []).expect("keyring");
+    let dir = SecretsDir::new(tmp.path());
+
+    let report = dir.migrate(&ring).expect("migrate");
+    assert_eq!(report.sealed_names.len(), 90_000);
+    assert_eq!(report.not_secret, 10_000);
+
+    let rotated = ring.promote(new).expect("promote");
+    let report = dir.rewrap(&rotated).expect("rewrap");
+    assert_eq!(report.rewrapped_names.len(), 90_000);
+    assert_eq!(report.from_key_id[&ring.primary_id().to_string()], 90_000);
+    let status = dir.status(Some(&rotated)).expect("status");
+    assert_eq!(status.by_key_id[&rotated.primary_id().to_string()], 90_000);
+    assert_eq!(status.needs_rewrap, Some(0));
+
+    assert!(dir.verify(&rotated).expect("verify").is_ok());
+    dir.rollback(&rotated).expect("rollback");
+    assert_same(&original, &read_json(&dir.plaintext_path()));
+}
