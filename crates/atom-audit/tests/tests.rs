@@ -1,1 +1,12 @@
-//! Integration tests of atom-audit.
+//! Integration tests of atom-audit: one test target, one module per theme.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+mod chain;
+mod concurrency;
+mod events;
+mod fail_closed;
+mod file_sink;
+mod key_config;
+mod no_secrets;
