@@ -9,7 +9,8 @@ use crate::atomic::{self, AtomicWriter, WriteHook};
 use crate::error::{Error, Result};
 use crate::lock::WriteLock;
 use crate::parse::{self, Entries};
-use crate::seal::SealForm;
+use crate::seal::{self, SealForm};
+use serde_json::Value;
 
 /// The plaintext file of the seed.
 pub const PLAINTEXT_FILE: &str = "secrets.json";
@@ -172,10 +173,43 @@ impl SecretsDir {
     }
 }
 
-/// The bytes of a secrets file: pretty JSON (stable order, one entry a
-/// line at the top) and a final newline.
+/// The bytes of a secrets file: a JSON object with one entry a line (nested
+/// values compact), in entry order, and a final newline. Rendered on all
+/// cores for large files.
 pub(crate) fn render(entries: &Entries) -> std::io::Result<Vec<u8>> {
-    let mut bytes = serde_json::to_vec_pretty(entries).map_err(std::io::Error::other)?;
-    bytes.push(b'\n');
+    let mut items: Vec<(&String, &Value)> = entries.iter().collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = items.len().div_ceil(threads).max(1024);
+    let mut chunks: Vec<&mut [(&String, &Value)]> = items.chunks_mut(chunk).collect();
+    let parts = seal::par_map_min(&mut chunks, 2, |chunk| render_entries(chunk));
+    let mut bytes = Vec::with_capacity(
+        parts
+            .iter()
+            .map(|p| p.as_ref().map_or(0, Vec::len))
+            .sum::<usize>()
+            + 4,
+    );
+    bytes.push(b'{');
+    for (i, part) in parts.into_iter().enumerate() {
+        if i > 0 {
+            bytes.push(b',');
+        }
+        bytes.extend_from_slice(&part?);
+    }
+    bytes.extend_from_slice(if entries.is_empty() { b"}\n" } else { b"\n}\n" });
     Ok(bytes)
+}
+
+fn render_entries(items: &[(&String, &Value)]) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(items.len() * 64);
+    for (i, (name, value)) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"\n  ");
+        serde_json::to_writer(&mut out, name).map_err(std::io::Error::other)?;
+        out.extend_from_slice(b": ");
+        serde_json::to_writer(&mut out, value).map_err(std::io::Error::other)?;
+    }
+    Ok(out)
 }

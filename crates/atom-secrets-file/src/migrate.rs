@@ -147,11 +147,23 @@ impl SecretsDir {
             });
         }
 
-        let (wrote_backup, kept_old_backup) = self.write_backup(&plain_bytes)?;
+        // Checked: nothing can fail for a reason in the files any more. The
+        // backup (I/O bound) is written while secrets.enc is rendered.
         let wrote_encrypted = existing.is_none() || from_existing != out.len();
-        if wrote_encrypted {
-            self.write_entries(&enc_path, &out)?;
-        }
+        let (backup, encrypted) = std::thread::scope(|scope| {
+            let backup = scope.spawn(|| self.write_backup(&plain_bytes));
+            let encrypted = if wrote_encrypted {
+                self.write_entries(&enc_path, &out)
+            } else {
+                Ok(())
+            };
+            (backup.join(), encrypted)
+        });
+        let (wrote_backup, kept_old_backup) = match backup {
+            Ok(result) => result?,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        encrypted?;
         let report = MigrateReport {
             plaintext_file: plain_path,
             encrypted_file: enc_path,

@@ -45,8 +45,17 @@ const PARALLEL_THRESHOLD: usize = 2048;
 /// Runs `f` on every item, split over the available cores. Results come back
 /// in item order.
 pub(crate) fn par_map<T: Send, R: Send>(items: &mut [T], f: impl Fn(&mut T) -> R + Sync) -> Vec<R> {
+    par_map_min(items, PARALLEL_THRESHOLD, f)
+}
+
+/// [`par_map`] with threads from `min_items` items on.
+pub(crate) fn par_map_min<T: Send, R: Send>(
+    items: &mut [T],
+    min_items: usize,
+    f: impl Fn(&mut T) -> R + Sync,
+) -> Vec<R> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if threads < 2 || items.len() < PARALLEL_THRESHOLD {
+    if threads < 2 || items.len() < min_items {
         return items.iter_mut().map(f).collect();
     }
     let chunk = items.len().div_ceil(threads);
