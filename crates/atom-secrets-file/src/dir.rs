@@ -161,7 +161,7 @@ impl SecretsDir {
         }
     }
 
-    /// Atomically replaces `path` with `entries` as pretty JSON.
+    /// Atomically replaces `path` with `entries` (see [`render`]).
     pub(crate) fn write_entries(&self, path: &Path, entries: &Entries) -> Result<()> {
         let bytes = render(entries).map_err(|e| Error::io(path, "render", e))?;
         self.writer.write(path, &bytes)
