@@ -1,0 +1,144 @@
+//! How the store is configured: the database URL, the plaintext
+//! transition setting and the pool size, from the environment or code.
+
+use crate::error::CredentialError;
+use crate::url::DatabaseUrl;
+
+/// The database URL; unset means [`DatabaseUrl::DEFAULT`] (`sqlite://atom.db`).
+pub const ENV_DATABASE_URL: &str = "DATABASE_URL";
+/// `1` or `true`: while a key is configured, plaintext rows (from the
+/// no-key development mode) are still read, until rewrap has sealed them.
+pub const ENV_PLAINTEXT_TRANSITION: &str = "ATOM_CREDENTIALS_PLAINTEXT_TRANSITION";
+/// Largest number of pooled database connections (default 10; SQLite 4).
+pub const ENV_DB_MAX_CONNECTIONS: &str = "ATOM_DB_MAX_CONNECTIONS";
+
+/// The store's settings. Build with [`StoreConfig::new`] or
+/// [`StoreConfig::from_env`], then adjust with the `with_` methods.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct StoreConfig {
+    /// Where the credentials live.
+    pub database_url: DatabaseUrl,
+    /// Read plaintext rows although a key is configured (see
+    /// [`ENV_PLAINTEXT_TRANSITION`]).
+    pub plaintext_transition: bool,
+    /// Pool size; `None` picks 10 (4 for SQLite, whose writers serialize).
+    pub max_connections: Option<u32>,
+}
+
+impl StoreConfig {
+    /// Settings for `database_url`, with the transition setting off.
+    pub fn new(database_url: DatabaseUrl) -> StoreConfig {
+        StoreConfig {
+            database_url,
+            plaintext_transition: false,
+            max_connections: None,
+        }
+    }
+
+    /// Reads [`ENV_DATABASE_URL`], [`ENV_PLAINTEXT_TRANSITION`] and
+    /// [`ENV_DB_MAX_CONNECTIONS`] from the process environment.
+    pub fn from_env() -> Result<StoreConfig, CredentialError> {
+        StoreConfig::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the same variables through `lookup` (an environment).
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<StoreConfig, CredentialError> {
+        let database_url = match lookup(ENV_DATABASE_URL).filter(|u| !u.trim().is_empty()) {
+            Some(text) => DatabaseUrl::parse(&text)
+                .map_err(|e| CredentialError::Config(format!("{ENV_DATABASE_URL}: {e}")))?,
+            None => DatabaseUrl::default(),
+        };
+        let plaintext_transition = match lookup(ENV_PLAINTEXT_TRANSITION).as_deref().map(str::trim)
+        {
+            None | Some("") | Some("0") | Some("false") => false,
+            Some("1") | Some("true") => true,
+            Some(_) => {
+                return Err(CredentialError::Config(format!(
+                    "{ENV_PLAINTEXT_TRANSITION} must be 1, true, 0 or false"
+                )));
+            }
+        };
+        let max_connections = match lookup(ENV_DB_MAX_CONNECTIONS) {
+            None => None,
+            Some(text) => match text.trim().parse::<u32>() {
+                Ok(n) if n > 0 => Some(n),
+                _ => {
+                    return Err(CredentialError::Config(format!(
+                        "{ENV_DB_MAX_CONNECTIONS} must be a whole number of connections, at least 1"
+                    )));
+                }
+            },
+        };
+        Ok(StoreConfig {
+            database_url,
+            plaintext_transition,
+            max_connections,
+        })
+    }
+
+    /// The same settings with the plaintext transition on or off.
+    pub fn with_plaintext_transition(mut self, on: bool) -> StoreConfig {
+        self.plaintext_transition = on;
+        self
+    }
+
+    /// The same settings with another pool size.
+    pub fn with_max_connections(mut self, n: u32) -> StoreConfig {
+        self.max_connections = Some(n.max(1));
+        self
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn defaults_to_sqlite_atom_db() {
+        let c = StoreConfig::from_lookup(env(&[])).unwrap();
+        assert_eq!(c.database_url, DatabaseUrl::default());
+        assert!(!c.plaintext_transition);
+        assert_eq!(c.max_connections, None);
+    }
+
+    #[test]
+    fn reads_the_variables() {
+        let c = StoreConfig::from_lookup(env(&[
+            (ENV_DATABASE_URL, "postgres://u:pw@h/db"),
+            (ENV_PLAINTEXT_TRANSITION, "1"),
+            (ENV_DB_MAX_CONNECTIONS, "3"),
+        ]))
+        .unwrap();
+        assert_eq!(c.database_url.backend(), crate::url::Backend::Postgres);
+        assert!(c.plaintext_transition);
+        assert_eq!(c.max_connections, Some(3));
+    }
+
+    #[test]
+    fn bad_values_are_errors_that_name_the_variable() {
+        for (k, v) in [
+            (ENV_DATABASE_URL, "ftp://u:hunter2@h"),
+            (ENV_PLAINTEXT_TRANSITION, "yes"),
+            (ENV_DB_MAX_CONNECTIONS, "0"),
+        ] {
+            let err = StoreConfig::from_lookup(env(&[(k, v)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(k), "{err}");
+            assert!(!err.contains("hunter2"), "{err}");
+        }
+    }
+}

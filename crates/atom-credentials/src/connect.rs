@@ -1,0 +1,48 @@
+//! Opening the connection pool for a [`DatabaseUrl`].
+
+use std::time::Duration;
+
+use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+
+use crate::config::StoreConfig;
+use crate::error::CredentialError;
+use crate::url::{Backend, redact_urls_in};
+
+/// Connects with the pool settings of `config`. Errors name the URL with
+/// its password redacted.
+pub(crate) async fn connect(config: &StoreConfig) -> Result<DatabaseConnection, CredentialError> {
+    let url = &config.database_url;
+    let memory = url.expose().contains(":memory:");
+    let max = match (url.backend(), config.max_connections) {
+        // Every connection to `sqlite::memory:` is a database of its own.
+        (Backend::Sqlite, _) if memory => 1,
+        (_, Some(n)) => n,
+        (Backend::Sqlite, None) => 4,
+        (_, None) => 10,
+    };
+    let mut opt = ConnectOptions::new(url.expose().to_owned());
+    opt.max_connections(max)
+        .min_connections(0)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(30))
+        .idle_timeout(Duration::from_secs(300))
+        // sqlx logs every statement at info level; ours hold no secrets
+        // (values are bound, never inlined), but they are noise.
+        .sqlx_logging(false);
+    if url.backend() == Backend::Sqlite {
+        // WAL lets readers proceed while one writer commits; writers wait
+        // for each other up to the busy timeout instead of failing. The
+        // synchronous level stays FULL: a commit that was audited survives
+        // a power loss.
+        opt.map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .busy_timeout(Duration::from_secs(30))
+        });
+    }
+    Database::connect(opt).await.map_err(|e| {
+        let message = redact_urls_in(&e.to_string());
+        CredentialError::DatabaseUnavailable {
+            message: format!("cannot connect to {url}: {message}"),
+        }
+    })
+}

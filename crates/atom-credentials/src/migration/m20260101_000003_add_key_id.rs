@@ -1,0 +1,85 @@
+//! Adds `key_id` to a table made by the Python original, fills it for rows
+//! already in our sealed form (found structurally, nothing is decrypted),
+//! and indexes it so that rotation and status find rows by key cheaply.
+
+use atom_crypto::{Classification, classify};
+use sea_orm::{ConnectionTrait, Value};
+use sea_orm_migration::{prelude::*, schema::*};
+
+use super::report;
+use crate::entity::{KEY_ID_INDEX, TABLE};
+use crate::sql::statement;
+
+/// Rows read per query while filling key ids.
+const PAGE: u64 = 1000;
+
+#[derive(DeriveMigrationName)]
+pub(super) struct Migration;
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        if !manager.has_column(TABLE, "key_id").await? {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(TABLE)
+                        .add_column(string_len_null("key_id", 16))
+                        .to_owned(),
+                )
+                .await?;
+        }
+        let filled = fill_key_ids(manager).await?;
+        report::update(|r| r.key_ids_filled += filled);
+        if !manager.has_index(TABLE, KEY_ID_INDEX).await? {
+            manager
+                .create_index(
+                    Index::create()
+                        .name(KEY_ID_INDEX)
+                        .table(TABLE)
+                        .col("key_id")
+                        .to_owned(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Sets `key_id` on sealed rows that lack it, page by page (keyset).
+async fn fill_key_ids(manager: &SchemaManager<'_>) -> Result<u64, DbErr> {
+    let db = manager.get_connection();
+    let backend = manager.get_database_backend();
+    let mut last = i64::MIN;
+    let mut filled = 0;
+    loop {
+        let rows = db
+            .query_all_raw(statement(
+                backend,
+                &format!(
+                    "SELECT id, encrypted_token FROM {TABLE} WHERE key_id IS NULL AND id > ? ORDER BY id LIMIT {PAGE}"
+                ),
+                vec![last.into()],
+            ))
+            .await?;
+        let Some(row) = rows.last() else { break };
+        last = row.try_get("", "id")?;
+        for row in &rows {
+            let id: i64 = row.try_get("", "id")?;
+            let token: Option<String> = row.try_get("", "encrypted_token")?;
+            if let Some(Ok(Classification::Sealed(key_id))) = token.as_deref().map(classify) {
+                db.execute_raw(statement(
+                    backend,
+                    &format!("UPDATE {TABLE} SET key_id = ? WHERE id = ?"),
+                    vec![Value::from(key_id.to_string()), id.into()],
+                ))
+                .await?;
+                filled += 1;
+            }
+        }
+        if (rows.len() as u64) < PAGE {
+            break;
+        }
+    }
+    Ok(filled)
+}

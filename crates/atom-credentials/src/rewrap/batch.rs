@@ -1,0 +1,198 @@
+//! One rewrap batch: read rows not under the primary key, re-seal them in
+//! memory, write them back with compare-and-swap in one transaction, and
+//! audit the batch in that transaction.
+
+use atom_audit::{Action, Outcome, Subject};
+use atom_crypto::{Classification, Keyring, classify};
+use sea_orm::sea_query::{LockBehavior, LockType};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
+};
+
+use super::crypto::{Row, Verdict, rewrap_rows};
+use super::swap_sql::{ROWS_PER_STATEMENT, Swap, swap_statement};
+use super::{RewrapFailure, RewrapOptions, not_under};
+use crate::entity::{self, Column};
+use crate::error::CredentialError;
+use crate::store::CredentialStore;
+use crate::time::db_now;
+use crate::url::Backend;
+
+/// What one batch did.
+pub(super) struct BatchOutcome {
+    pub(super) done: u64,
+    pub(super) skipped: u64,
+    pub(super) failures: Vec<RewrapFailure>,
+    pub(super) last_id: Option<i64>,
+    /// The batch was full, so there may be more rows.
+    pub(super) more: bool,
+}
+
+impl CredentialStore {
+    pub(super) async fn rewrap_batch_inner(
+        &self,
+        keyring: &Keyring,
+        after: i64,
+        options: &RewrapOptions,
+        scope: &str,
+        done_before: u64,
+    ) -> Result<BatchOutcome, CredentialError> {
+        let limit = options.batch_size.max(1);
+        let mut query = entity::Entity::find()
+            .select_only()
+            .columns([
+                Column::Id,
+                Column::UserId,
+                Column::Provider,
+                Column::EncryptedToken,
+            ])
+            .filter(Column::Id.gt(after))
+            .filter(not_under(keyring))
+            .order_by_asc(Column::Id)
+            .limit(u64::from(limit));
+        if let Some(up_to) = options.range.up_to {
+            query = query.filter(Column::Id.lte(up_to));
+        }
+        // With SKIP LOCKED the rows stay locked from the read to the commit,
+        // so the read is part of the batch's transaction. Otherwise the read
+        // takes no lock and compare-and-swap guards the write.
+        let locking = options.skip_locked && self.backend == Backend::Postgres && !options.dry_run;
+        let (txn, rows): (_, Vec<(i64, String, String, String)>) = if locking {
+            let txn = self.db.begin().await?;
+            let rows = query
+                .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+                .into_tuple()
+                .all(&txn)
+                .await?;
+            (Some(txn), rows)
+        } else {
+            (None, query.into_tuple().all(&self.db).await?)
+        };
+        let more = rows.len() == limit as usize;
+        let last_id = rows.last().map(|r| r.0);
+        let rows: Vec<Row> = rows
+            .into_iter()
+            .map(|(id, user, provider, token)| Row {
+                id,
+                user,
+                provider,
+                token,
+            })
+            .collect();
+
+        // Sealing is CPU work: keep it off the async threads.
+        let worker_keyring = keyring.clone();
+        let seal_plaintext = options.seal_plaintext;
+        let (rows, verdicts) = tokio::task::spawn_blocking(move || {
+            let verdicts = rewrap_rows(&worker_keyring, &rows, seal_plaintext);
+            (rows, verdicts)
+        })
+        .await
+        .map_err(|e| match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(_) => CredentialError::Database {
+                message: "the rewrap worker was cancelled (runtime shutting down)".to_owned(),
+            },
+        })?;
+
+        let mut swaps = Vec::with_capacity(rows.len());
+        let mut failures = Vec::new();
+        for (row, verdict) in rows.into_iter().zip(verdicts) {
+            match verdict {
+                Verdict::Swap(new) => swaps.push(Swap {
+                    id: row.id,
+                    old: row.token,
+                    new,
+                }),
+                Verdict::FixKeyId => swaps.push(Swap {
+                    id: row.id,
+                    new: row.token.clone(),
+                    old: row.token,
+                }),
+                Verdict::Fail(reason, message) => {
+                    let key_id = match classify(&row.token) {
+                        Ok(Classification::Sealed(id)) => Some(id),
+                        _ => None,
+                    };
+                    failures.push((
+                        RewrapFailure {
+                            id: row.id,
+                            user: row.user,
+                            provider: row.provider,
+                            reason,
+                            message,
+                        },
+                        key_id,
+                    ));
+                }
+            }
+        }
+        let mut outcome = BatchOutcome {
+            done: 0,
+            skipped: 0,
+            failures: Vec::new(),
+            last_id,
+            more,
+        };
+        if options.dry_run {
+            outcome.done = swaps.len() as u64;
+            outcome.failures = failures.into_iter().map(|(f, _)| f).collect();
+            return Ok(outcome);
+        }
+        if swaps.is_empty() && failures.is_empty() {
+            if let Some(txn) = txn {
+                txn.commit().await?;
+            }
+            return Ok(outcome);
+        }
+
+        let txn = match txn {
+            Some(txn) => txn,
+            None => self.begin_write().await?,
+        };
+        let backend = txn.get_database_backend();
+        let key_id = keyring.primary_id().to_string();
+        let now = db_now(self.audit.now());
+        for chunk in swaps.chunks(ROWS_PER_STATEMENT) {
+            outcome.done += txn
+                .execute_raw(swap_statement(backend, &key_id, now, chunk))
+                .await?
+                .rows_affected();
+        }
+        outcome.skipped = (swaps.len() as u64).saturating_sub(outcome.done);
+        for (failure, key_id) in &failures {
+            let event = Action::DecryptionFailed {
+                subject: Subject::Credential {
+                    user: failure.user.clone(),
+                    provider: failure.provider.clone(),
+                },
+                key_id: *key_id,
+                reason: failure.reason,
+            };
+            if let Err(e) = self.audit.record(event).await {
+                if let Err(rollback) = txn.rollback().await {
+                    tracing::warn!(error = %CredentialError::from(rollback), "rollback after audit failure");
+                }
+                return Err(e);
+            }
+        }
+        let progressed = Action::KeyRotationProgressed {
+            scope: scope.to_owned(),
+            to: keyring.primary_id(),
+            done: done_before + outcome.done,
+            total: None,
+        };
+        self.commit_audited(txn, progressed, Outcome::Success)
+            .await?;
+        outcome.failures = failures.into_iter().map(|(f, _)| f).collect();
+        tracing::debug!(
+            done = outcome.done,
+            skipped = outcome.skipped,
+            failed = outcome.failures.len(),
+            last_id = ?outcome.last_id,
+            "rewrap batch committed"
+        );
+        Ok(outcome)
+    }
+}

@@ -1,0 +1,78 @@
+//! Re-sealing a batch of rows in memory, spread over the CPU cores.
+
+use atom_audit::DecryptFailure;
+use atom_crypto::{Context, Keyring};
+
+use crate::provider::Provider;
+use crate::user_id::UserId;
+
+/// A row as read for rewrapping.
+pub(super) struct Row {
+    pub(super) id: i64,
+    pub(super) user: String,
+    pub(super) provider: String,
+    pub(super) token: String,
+}
+
+/// What to do with a row.
+pub(super) enum Verdict {
+    /// Replace the token (compare-and-swap on the old one).
+    Swap(String),
+    /// Already sealed under the primary key; only its `key_id` column was
+    /// stale. Swap the token for itself, which sets the key id.
+    FixKeyId,
+    /// Cannot be rewrapped.
+    Fail(DecryptFailure, String),
+}
+
+/// Rows below this are not worth a second thread.
+const MIN_ROWS_PER_THREAD: usize = 64;
+
+/// Re-seals `rows` under the primary key of `keyring`, in order.
+pub(super) fn rewrap_rows(keyring: &Keyring, rows: &[Row], seal_plaintext: bool) -> Vec<Verdict> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(rows.len() / MIN_ROWS_PER_THREAD)
+        .max(1);
+    if threads == 1 {
+        return rows
+            .iter()
+            .map(|r| verdict(keyring, r, seal_plaintext))
+            .collect();
+    }
+    let per_thread = rows.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = rows
+            .chunks(per_thread)
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|r| verdict(keyring, r, seal_plaintext))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| match h.join() {
+                Ok(verdicts) => verdicts,
+                // A panic in sealing is a bug; re-raise it on this thread
+                // rather than lose rows silently.
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .collect()
+    })
+}
+
+fn verdict(keyring: &Keyring, row: &Row, seal_plaintext: bool) -> Verdict {
+    if let Err(e) = UserId::parse(&row.user).and_then(|_| Provider::parse(&row.provider)) {
+        return Verdict::Fail(DecryptFailure::Other, e.to_string());
+    }
+    let context = Context::credential(&row.user, &row.provider);
+    match keyring.rewrap(&context, &row.token, seal_plaintext) {
+        Ok(Some(sealed)) => Verdict::Swap(sealed.into_string()),
+        Ok(None) => Verdict::FixKeyId,
+        Err(e) => Verdict::Fail(DecryptFailure::of(&e), e.to_string()),
+    }
+}

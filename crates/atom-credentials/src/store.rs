@@ -1,0 +1,389 @@
+//! `CredentialStore`: put, get, list, delete and erase a user's tokens, each
+//! audited, fail-closed.
+//!
+//! Auditing order. A read records its event before the secret is returned.
+//! A write runs in a transaction and records its event after the statement
+//! and before the commit: if the event cannot be recorded, the transaction
+//! rolls back and nothing changes; if the commit fails after the event was
+//! recorded, a second event with outcome `failure` is attempted, so the
+//! trail never claims a change that did not happen without saying so.
+
+use std::fmt;
+use std::sync::Arc;
+
+use atom_audit::{Action, AuditClock, Auditor, Outcome, Subject};
+use atom_crypto::{ExposeSecret, KeyId, Protection, SecretString};
+use chrono::NaiveDateTime;
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    DbBackend, EntityTrait, QueryFilter, QueryOrder, QueryResult, QuerySelect,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait, Value,
+};
+
+use crate::audit::StoreAudit;
+use crate::config::StoreConfig;
+use crate::entity::{self, ARCHIVE_TABLE, TABLE};
+use crate::error::CredentialError;
+use crate::info::{CredentialInfo, ErasureReport};
+use crate::migration::{self, MigrationReport};
+use crate::provider::Provider;
+use crate::reveal::{conceal, reveal};
+use crate::sql::statement;
+use crate::time::{db_now, from_db};
+use crate::url::Backend;
+use crate::user_id::UserId;
+
+/// Per-user credentials in `user_credentials`, sealed under the context
+/// (user id, provider) so that a token copied to another row does not open.
+/// Cheap to clone: clones share the pool, the keyring and the audit sink.
+#[derive(Clone)]
+pub struct CredentialStore {
+    pub(crate) db: DatabaseConnection,
+    pub(crate) backend: Backend,
+    pub(crate) protection: Protection,
+    pub(crate) plaintext_transition: bool,
+    pub(crate) audit: StoreAudit,
+}
+
+impl fmt::Debug for CredentialStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CredentialStore")
+            .field("backend", &self.backend)
+            .field("protection", &self.protection)
+            .field("plaintext_transition", &self.plaintext_transition)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CredentialStore {
+    /// Connects to `config.database_url`, runs the migrations (creating the
+    /// tables, or adopting a table of the Python original) and returns the
+    /// store with what the migrations did. Every operation is recorded
+    /// through `auditor`; when it cannot record (fail-closed, the default),
+    /// the operation fails.
+    pub async fn open(
+        config: &StoreConfig,
+        protection: Protection,
+        auditor: Auditor,
+    ) -> Result<(CredentialStore, MigrationReport), CredentialError> {
+        let db = crate::connect::connect(config).await?;
+        let report = migration::run(&db).await?;
+        let store = CredentialStore {
+            db,
+            backend: config.database_url.backend(),
+            protection,
+            plaintext_transition: config.plaintext_transition,
+            audit: StoreAudit::new(auditor),
+        };
+        Ok((store, report))
+    }
+
+    /// The same store stamping `created_at`/`updated_at` with `clock`
+    /// (tests; events take the auditor's own clock).
+    pub fn with_clock(mut self, clock: Arc<dyn AuditClock>) -> CredentialStore {
+        self.audit = self.audit.with_clock(clock);
+        self
+    }
+
+    /// The same store recording through `auditor` (e.g. one acting as
+    /// another actor: `auditor.acting_as(actor)`).
+    pub fn with_auditor(mut self, auditor: Auditor) -> CredentialStore {
+        self.audit = StoreAudit::new(auditor).with_clock_of(&self.audit);
+        self
+    }
+
+    /// The auditor events go through.
+    pub fn auditor(&self) -> &Auditor {
+        self.audit.auditor()
+    }
+
+    /// The same store (same pool and sink) under other keys, e.g. after a
+    /// key was promoted or retired.
+    pub fn with_protection(mut self, protection: Protection) -> CredentialStore {
+        self.protection = protection;
+        self
+    }
+
+    /// The keys in use.
+    pub fn protection(&self) -> &Protection {
+        &self.protection
+    }
+
+    /// The database backend.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Closes the pool (waits for connections in use).
+    pub async fn close(self) -> Result<(), CredentialError> {
+        self.db.close().await?;
+        Ok(())
+    }
+
+    /// Stores `token` as `user`'s credential for `provider`, replacing any
+    /// earlier one and keeping its `created_at`. Audited as
+    /// `credential_stored`.
+    pub async fn put(
+        &self,
+        user: &UserId,
+        provider: &Provider,
+        token: &SecretString,
+    ) -> Result<(), CredentialError> {
+        let (stored, key_id) = conceal(&self.protection, user, provider, token.expose_secret())?;
+        let now = db_now(self.audit.now());
+        let row = entity::ActiveModel {
+            user_id: Set(user.as_str().to_owned()),
+            provider: Set(provider.as_str().to_owned()),
+            encrypted_token: Set(stored),
+            key_id: Set(key_id.map(|k| k.to_string())),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        };
+        let txn = self.begin_write().await?;
+        entity::Entity::insert(row)
+            .on_conflict(
+                OnConflict::columns([entity::Column::UserId, entity::Column::Provider])
+                    .update_columns([
+                        entity::Column::EncryptedToken,
+                        entity::Column::KeyId,
+                        entity::Column::UpdatedAt,
+                    ])
+                    .to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await?;
+        let action = Action::CredentialStored {
+            user: user.to_string(),
+            provider: provider.to_string(),
+            key_id,
+        };
+        self.commit_audited(txn, action, Outcome::Success).await
+    }
+
+    /// `user`'s token for `provider`. The read is recorded as
+    /// `credential_accessed` before the token is returned; a value that
+    /// does not open (another user's ciphertext, a wrong or missing key,
+    /// tampering, refused plaintext) is recorded as `decryption_failed`.
+    pub async fn get(
+        &self,
+        user: &UserId,
+        provider: &Provider,
+    ) -> Result<SecretString, CredentialError> {
+        let stored: Option<String> = entity::Entity::find()
+            .select_only()
+            .column(entity::Column::EncryptedToken)
+            .filter(entity::Column::UserId.eq(user.as_str()))
+            .filter(entity::Column::Provider.eq(provider.as_str()))
+            .into_tuple()
+            .one(&self.db)
+            .await?;
+        let access = |key_id| Action::CredentialAccessed {
+            user: user.to_string(),
+            provider: provider.to_string(),
+            key_id,
+        };
+        let Some(stored) = stored else {
+            self.audit
+                .record_outcome(access(None), Outcome::Failure)
+                .await?;
+            return Err(CredentialError::NotFound {
+                user: user.to_string(),
+                provider: provider.to_string(),
+            });
+        };
+        match reveal(
+            &self.protection,
+            self.plaintext_transition,
+            user,
+            provider,
+            &stored,
+        ) {
+            Ok((secret, key_id)) => {
+                self.audit.record(access(key_id)).await?;
+                Ok(secret)
+            }
+            Err(refusal) => {
+                self.audit
+                    .record(Action::DecryptionFailed {
+                        subject: Subject::Credential {
+                            user: user.to_string(),
+                            provider: provider.to_string(),
+                        },
+                        key_id: refusal.key_id,
+                        reason: refusal.reason,
+                    })
+                    .await?;
+                Err(refusal.error)
+            }
+        }
+    }
+
+    /// `user`'s credentials by provider: names, key ids and timestamps,
+    /// never tokens (the token column is not even read). Not audited:
+    /// atom-audit has no event for metadata reads, and no secret leaves.
+    pub async fn list(&self, user: &UserId) -> Result<Vec<CredentialInfo>, CredentialError> {
+        let rows: Vec<(String, Option<String>, NaiveDateTime, NaiveDateTime)> =
+            entity::Entity::find()
+                .select_only()
+                .columns([
+                    entity::Column::Provider,
+                    entity::Column::KeyId,
+                    entity::Column::CreatedAt,
+                    entity::Column::UpdatedAt,
+                ])
+                .filter(entity::Column::UserId.eq(user.as_str()))
+                .order_by_asc(entity::Column::Provider)
+                .into_tuple()
+                .all(&self.db)
+                .await?;
+        rows.into_iter()
+            .map(|(provider, key_id, created, updated)| info(&provider, key_id, created, updated))
+            .collect()
+    }
+
+    /// Deletes `user`'s credential for `provider`; `false` when there was
+    /// none. Audited as `credential_deleted` (outcome `failure` when there
+    /// was nothing to delete).
+    pub async fn delete(
+        &self,
+        user: &UserId,
+        provider: &Provider,
+    ) -> Result<bool, CredentialError> {
+        let txn = self.begin_write().await?;
+        let removed = entity::Entity::delete_many()
+            .filter(entity::Column::UserId.eq(user.as_str()))
+            .filter(entity::Column::Provider.eq(provider.as_str()))
+            .exec(&txn)
+            .await?
+            .rows_affected;
+        let action = Action::CredentialDeleted {
+            user: user.to_string(),
+            provider: provider.to_string(),
+        };
+        let outcome = if removed > 0 {
+            Outcome::Success
+        } else {
+            Outcome::Failure
+        };
+        self.commit_audited(txn, action, outcome).await?;
+        Ok(removed > 0)
+    }
+
+    /// Erases every credential of `user` (right to erasure), including
+    /// archived rows, and returns what was removed. Audited as
+    /// `user_credentials_erased`.
+    pub async fn erase_user(&self, user: &UserId) -> Result<ErasureReport, CredentialError> {
+        let txn = self.begin_write().await?;
+        let cols = "provider, key_id, created_at, updated_at";
+        let uid = || vec![Value::from(user.as_str())];
+        let rows = match self.db.get_database_backend() {
+            // One statement removes and reports, so a row inserted
+            // concurrently is either reported or left for a later erasure.
+            DbBackend::Postgres | DbBackend::Sqlite => {
+                txn.query_all_raw(statement(
+                    txn.get_database_backend(),
+                    &format!("DELETE FROM {TABLE} WHERE user_id = ? RETURNING {cols}"),
+                    uid(),
+                ))
+                .await?
+            }
+            // No RETURNING: lock the user's rows (InnoDB's next-key locks also
+            // keep new ones out), then delete them.
+            _ => {
+                let rows = txn
+                    .query_all_raw(statement(
+                        txn.get_database_backend(),
+                        &format!("SELECT {cols} FROM {TABLE} WHERE user_id = ? FOR UPDATE"),
+                        uid(),
+                    ))
+                    .await?;
+                txn.execute_raw(statement(
+                    txn.get_database_backend(),
+                    &format!("DELETE FROM {TABLE} WHERE user_id = ?"),
+                    uid(),
+                ))
+                .await?;
+                rows
+            }
+        };
+        let mut removed = rows.iter().map(info_row).collect::<Result<Vec<_>, _>>()?;
+        removed.sort_by(|a, b| a.provider.cmp(&b.provider));
+        let archived_removed = txn
+            .execute_raw(statement(
+                txn.get_database_backend(),
+                &format!("DELETE FROM {ARCHIVE_TABLE} WHERE user_id = ?"),
+                uid(),
+            ))
+            .await?
+            .rows_affected();
+        let action = Action::UserCredentialsErased {
+            user: user.to_string(),
+            count: removed.len() as u64,
+        };
+        self.commit_audited(txn, action, Outcome::Success).await?;
+        Ok(ErasureReport {
+            user: user.clone(),
+            removed,
+            archived_removed,
+        })
+    }
+
+    /// Begins a transaction that will write. On SQLite it takes the write
+    /// lock at once (`BEGIN IMMEDIATE`), so two writers queue on the busy
+    /// timeout instead of one failing when it upgrades a read lock.
+    pub(crate) async fn begin_write(&self) -> Result<DatabaseTransaction, CredentialError> {
+        let mut options = TransactionOptions::default();
+        if self.backend == Backend::Sqlite {
+            options.sqlite_transaction_mode = Some(SqliteTransactionMode::Immediate);
+        }
+        Ok(self.db.begin_with_options(options).await?)
+    }
+
+    /// Records `action`, then commits; see the module documentation.
+    pub(crate) async fn commit_audited(
+        &self,
+        txn: DatabaseTransaction,
+        action: Action,
+        outcome: Outcome,
+    ) -> Result<(), CredentialError> {
+        if let Err(e) = self.audit.record_outcome(action.clone(), outcome).await {
+            if let Err(rollback) = txn.rollback().await {
+                tracing::warn!(error = %CredentialError::from(rollback), "rollback after audit failure");
+            }
+            return Err(e);
+        }
+        if let Err(e) = txn.commit().await {
+            let e = CredentialError::from(e);
+            if let Err(audit) = self.audit.record_outcome(action, Outcome::Failure).await {
+                tracing::error!(error = %audit, "could not record that a commit failed");
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+}
+
+fn info(
+    provider: &str,
+    key_id: Option<String>,
+    created: NaiveDateTime,
+    updated: NaiveDateTime,
+) -> Result<CredentialInfo, CredentialError> {
+    Ok(CredentialInfo {
+        provider: Provider::parse(provider)?,
+        key_id: key_id.and_then(|k| k.parse::<KeyId>().ok()),
+        created_at: from_db(created),
+        updated_at: from_db(updated),
+    })
+}
+
+fn info_row(row: &QueryResult) -> Result<CredentialInfo, CredentialError> {
+    info(
+        &row.try_get::<String>("", "provider")?,
+        row.try_get("", "key_id")?,
+        row.try_get("", "created_at")?,
+        row.try_get("", "updated_at")?,
+    )
+}
