@@ -26,9 +26,14 @@
 //! Appends are serialized by one `tokio::sync::Mutex` around the writer:
 //! each record is encoded, chained and written with a single `write` of
 //! one whole line while the lock is held, so lines never interleave and the
-//! chain never forks. The blocking write and fsync run on tokio's blocking
-//! pool and own the lock guard, so a caller that gives up waiting (its
-//! future is dropped) cannot leave the chain state behind the file.
+//! chain never forks. That write goes to the page cache and takes
+//! microseconds, so it runs inline, with no `.await` between taking the
+//! lock and updating the chain state: a caller that gives up waiting (its
+//! future is dropped) cannot leave the state behind the file. The fsync
+//! (milliseconds on some disks) runs on tokio's blocking pool after the
+//! lock is released, so other tasks keep appending meanwhile and one fsync
+//! covers all of their records written so far. Checkpoints run on the
+//! blocking pool and own the lock guard until the anchor is written.
 //!
 //! # Fail-closed
 //! Any I/O error, or finding that the log path no longer names the open
@@ -43,6 +48,7 @@ use std::io::{self, Read as _, Seek as _, SeekFrom, Write as _};
 use std::num::{NonZeroU32, NonZeroU64};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use atom_crypto::{Key, MacKey};
@@ -181,15 +187,14 @@ impl FileSink {
         self.key_id
     }
 
-    /// Runs `job` on the blocking pool with the writer locked; the job owns
-    /// the guard, so the lock is held until the file and the chain state
-    /// agree again even if the caller stops waiting.
-    async fn with_writer(
+    /// Runs `job` on the blocking pool. A job that holds the writer's guard
+    /// keeps the lock until the file and the chain state agree again, even
+    /// if the caller stops waiting.
+    async fn blocking(
         &self,
-        job: impl FnOnce(&mut Writer) -> Result<(), AuditError> + Send + 'static,
+        job: impl FnOnce() -> Result<(), AuditError> + Send + 'static,
     ) -> Result<(), AuditError> {
-        let mut guard = Arc::clone(&self.writer).lock_owned().await;
-        tokio::task::spawn_blocking(move || job(&mut guard))
+        tokio::task::spawn_blocking(job)
             .await
             .map_err(|e| AuditError::Write {
                 path: self.path.clone(),
@@ -201,12 +206,55 @@ impl FileSink {
 #[async_trait]
 impl AuditSink for FileSink {
     async fn record(&self, event: &AuditEvent) -> Result<(), AuditError> {
-        let event = event.clone();
-        self.with_writer(move |w| w.append(&event)).await
+        let mut guard = Arc::clone(&self.writer).lock_owned().await;
+        match guard.append(event)? {
+            Next::Done => Ok(()),
+            Next::Checkpoint => {
+                self.blocking(move || guard.guarded(Writer::checkpoint))
+                    .await
+            }
+            Next::Sync => {
+                let sync = guard.sync_handle();
+                drop(guard);
+                self.blocking(move || sync.run()).await
+            }
+        }
     }
 
     async fn flush(&self) -> Result<(), AuditError> {
-        self.with_writer(Writer::flush).await
+        let mut guard = Arc::clone(&self.writer).lock_owned().await;
+        self.blocking(move || guard.flush()).await
+    }
+}
+
+/// What an append leaves to do once the line is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    /// Nothing: durability allows the record to stay in the page cache.
+    Done,
+    /// fsync the log (outside the lock).
+    Sync,
+    /// Write a checkpoint (under the lock).
+    Checkpoint,
+}
+
+/// An fsync of the log that runs without the writer's lock.
+struct SyncHandle {
+    path: PathBuf,
+    file: Arc<File>,
+    poisoned: Arc<AtomicBool>,
+}
+
+impl SyncHandle {
+    fn run(self) -> Result<(), AuditError> {
+        self.file.sync_data().map_err(|source| {
+            // Whether the records reached the disk is now unknown.
+            self.poisoned.store(true, Ordering::SeqCst);
+            AuditError::Write {
+                path: self.path,
+                source,
+            }
+        })
     }
 }
 
@@ -236,12 +284,11 @@ impl Identity {
     }
 }
 
-/// The open log and the chain's state. Only ever used on the blocking pool
-/// under the sink's lock.
+/// The open log and the chain's state, under the sink's lock.
 struct Writer {
     path: PathBuf,
     anchor: PathBuf,
-    file: File,
+    file: Arc<File>,
     identity: Identity,
     mac: MacKey,
     options: FileSinkOptions,
@@ -249,7 +296,8 @@ struct Writer {
     head: Tag,
     unsynced: u32,
     since_checkpoint: u64,
-    poisoned: bool,
+    /// Set when a write or sync failed; shared with [`SyncHandle`]s.
+    poisoned: Arc<AtomicBool>,
 }
 
 impl Writer {
@@ -337,30 +385,31 @@ impl Writer {
             identity: Identity::of(&meta),
             path,
             anchor,
-            file,
+            file: Arc::new(file),
             mac,
             options,
             next_seq,
             head,
             unsynced: 0,
             since_checkpoint: 0,
-            poisoned: false,
+            poisoned: Arc::new(AtomicBool::new(false)),
         };
         if last_kind == Some(Kind::Event) {
             // Anchor what earlier runs wrote, so it cannot be cut unnoticed.
-            writer.guarded(|w| w.checkpoint())?;
+            writer.guarded(Writer::checkpoint)?;
         }
         Ok(writer)
     }
 
-    fn append(&mut self, event: &AuditEvent) -> Result<(), AuditError> {
+    /// Chains and writes one event; says what is left to do.
+    fn append(&mut self, event: &AuditEvent) -> Result<Next, AuditError> {
         self.guarded(|w| {
             w.check_identity()?;
             let (line, tag) = record::encode_event(&w.mac, w.next_seq, &w.head, event);
             w.write_line(&line)?;
             w.advance(tag);
             if w.since_checkpoint >= w.options.checkpoint_every.get() {
-                return w.checkpoint();
+                return Ok(Next::Checkpoint);
             }
             let sync = match w.options.durability {
                 Durability::EveryRecord => true,
@@ -368,10 +417,19 @@ impl Writer {
                 Durability::Never => false,
             };
             if sync {
-                w.sync()?;
+                w.unsynced = 0;
+                return Ok(Next::Sync);
             }
-            Ok(())
+            Ok(Next::Done)
         })
+    }
+
+    fn sync_handle(&self) -> SyncHandle {
+        SyncHandle {
+            path: self.path.clone(),
+            file: Arc::clone(&self.file),
+            poisoned: Arc::clone(&self.poisoned),
+        }
     }
 
     fn flush(&mut self) -> Result<(), AuditError> {
@@ -387,18 +445,18 @@ impl Writer {
 
     /// Runs `step` unless the writer is poisoned, and poisons it when the
     /// step fails: after a failed write the end of the file is uncertain.
-    fn guarded(
+    fn guarded<T>(
         &mut self,
-        step: impl FnOnce(&mut Writer) -> Result<(), AuditError>,
-    ) -> Result<(), AuditError> {
-        if self.poisoned {
+        step: impl FnOnce(&mut Writer) -> Result<T, AuditError>,
+    ) -> Result<T, AuditError> {
+        if self.poisoned.load(Ordering::SeqCst) {
             return Err(AuditError::Poisoned {
                 path: self.path.clone(),
             });
         }
         let result = step(self);
         if result.is_err() {
-            self.poisoned = true;
+            self.poisoned.store(true, Ordering::SeqCst);
         }
         result
     }
@@ -435,7 +493,7 @@ impl Writer {
 
     /// One `write` of one whole line (the file is in append mode).
     fn write_line(&mut self, line: &[u8]) -> Result<(), AuditError> {
-        self.file
+        (&*self.file)
             .write_all(line)
             .map_err(|source| AuditError::Write {
                 path: self.path.clone(),
