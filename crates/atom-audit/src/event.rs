@@ -91,6 +91,10 @@ pub enum Outcome {
     Failure,
     /// The operation was refused before it started.
     Denied,
+    /// The operation was allowed and is about to change state; an event
+    /// for the same action with `success` or `failure` follows. Recorded
+    /// first so that a change that cannot be audited is never made.
+    Started,
 }
 
 impl Outcome {
@@ -100,6 +104,7 @@ impl Outcome {
             Outcome::Success => "success",
             Outcome::Failure => "failure",
             Outcome::Denied => "denied",
+            Outcome::Started => "started",
         }
     }
 }
@@ -225,6 +230,17 @@ pub enum Action {
         #[serde(default, with = "key_id_opt")]
         key_id: Option<KeyId>,
     },
+    /// A secret was removed from a secrets file.
+    SecretRemoved {
+        /// The entry's name.
+        name: String,
+    },
+    /// A plaintext secrets file (or its backup) was removed after the
+    /// encrypted file verified.
+    PlaintextShredded {
+        /// The removed file's path as configured.
+        file: String,
+    },
     /// A key rotation began.
     KeyRotationStarted {
         /// What is rotated, e.g. `credentials` or a secrets file.
@@ -294,6 +310,8 @@ impl Action {
             Action::SecretsVerified { .. } => "secrets_verified",
             Action::SecretRead { .. } => "secret_read",
             Action::SecretChanged { .. } => "secret_changed",
+            Action::SecretRemoved { .. } => "secret_removed",
+            Action::PlaintextShredded { .. } => "plaintext_shredded",
             Action::KeyRotationStarted { .. } => "key_rotation_started",
             Action::KeyRotationProgressed { .. } => "key_rotation_progressed",
             Action::KeyRotationFinished { .. } => "key_rotation_finished",
@@ -352,7 +370,9 @@ impl Action {
     /// The secret name the event concerns, if any.
     pub fn secret(&self) -> Option<&str> {
         match self {
-            Action::SecretRead { name, .. } | Action::SecretChanged { name, .. } => Some(name),
+            Action::SecretRead { name, .. }
+            | Action::SecretChanged { name, .. }
+            | Action::SecretRemoved { name } => Some(name),
             Action::DecryptionFailed { subject, .. } | Action::AccessDenied { subject, .. } => {
                 match subject {
                     Subject::Secret { name } => Some(name),
@@ -471,6 +491,8 @@ impl Action {
                 pair(f, "fingerprint", fingerprint)?;
                 key(f, "key", key_id)
             }
+            Action::SecretRemoved { name } => pair(f, "secret", name),
+            Action::PlaintextShredded { file } => pair(f, "file", file),
             Action::KeyRotationStarted { scope, to, total } => {
                 pair(f, "scope", scope)?;
                 pair(f, "to", to)?;

@@ -51,7 +51,7 @@ impl AuditSink for TracingSink {
             };
         }
         match event.outcome {
-            Outcome::Success => emit!(tracing::Level::INFO),
+            Outcome::Success | Outcome::Started => emit!(tracing::Level::INFO),
             _ => emit!(tracing::Level::WARN),
         }
         Ok(())

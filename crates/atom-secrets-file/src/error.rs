@@ -241,6 +241,12 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// The audit log could not record the operation, so it was not done
+    /// (or, for an event recorded after a change, the change is reported
+    /// as not audited).
+    #[error("{0}")]
+    Audit(#[from] atom_audit::AuditError),
+
     /// A key or value error from atom-crypto outside a per-name check.
     #[error(transparent)]
     Crypto(#[from] CryptoError),

@@ -26,8 +26,9 @@
 //!   `<name>.kept.<n>`.
 //!
 //! # Reports, not values
-//! Operations return reports (names, counts, key ids) for the CLI and, later,
-//! the audit layer. No error, report, log line or `Debug` output holds a
+//! Operations return reports (names, counts, key ids) for the CLI and the
+//! audit layer, [`AuditedSecrets`] (fail-closed: reads are recorded before
+//! anything is revealed, changes record `started` before they begin). No error, report, log line or `Debug` output holds a
 //! secret value.
 //!
 //! # Environment
@@ -36,6 +37,7 @@
 //! - [`env_var_name`] documents how `exec` names variables.
 
 mod atomic;
+mod audited;
 mod auto;
 mod dir;
 mod edit;
@@ -53,6 +55,7 @@ mod status;
 mod verify;
 
 pub use atomic::{WriteHook, WriteStep};
+pub use audited::AuditedSecrets;
 pub use auto::{AutoMigration, ENV_AUTO_MIGRATE};
 pub use dir::{
     BACKUP_FILE, DEFAULT_MAX_SIZE, ENCRYPTED_FILE, LOCK_FILE, PLAINTEXT_FILE, SecretsDir,

@@ -4,6 +4,7 @@
 // A failed expectation is a failed test: panicking is the point here.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod audited;
 mod bad_input;
 mod common;
 mod crash;
