@@ -60,3 +60,48 @@ pub fn audit_key_from(lookup: impl Fn(&str) -> Option<String>) -> Result<Key, Au
         (None, None) => Err(AuditError::NoAuditKey),
     }
 }
+
+/// Like [`audit_key_from`], but with neither variable set it uses the
+/// development key file `default_file`, creating it (mode 0600) on first
+/// use and warning that production should configure a key. This lets a
+/// fresh checkout record a verifiable log with no setup; a configured key
+/// that does not parse is still an error.
+pub fn audit_key_or_development(
+    lookup: impl Fn(&str) -> Option<String>,
+    default_file: &Path,
+) -> Result<Key, AuditError> {
+    match audit_key_from(lookup) {
+        Err(AuditError::NoAuditKey) => {}
+        other => return other,
+    }
+    let shown = default_file.display().to_string();
+    if !default_file.exists() {
+        let key = Key::generate().map_err(|e| AuditError::Config(e.to_string()))?;
+        write_new_key_file(default_file, &key).map_err(|e| {
+            AuditError::Config(format!(
+                "cannot create the development audit key {shown}: {}; set {ENV_AUDIT_KEY_FILE} instead",
+                e.kind()
+            ))
+        })?;
+        tracing::warn!(
+            file = %shown,
+            "no {ENV_AUDIT_KEY} set: created a development audit key; configure {ENV_AUDIT_KEY} or {ENV_AUDIT_KEY_FILE} in production"
+        );
+    }
+    audit_key_from(|name| (name == ENV_AUDIT_KEY_FILE).then(|| shown.clone()))
+}
+
+fn write_new_key_file(path: &Path, key: &Key) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(key.expose_base64().as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()
+}

@@ -45,7 +45,9 @@ pub use error::AuditError;
 pub use event::{Action, Actor, AuditEvent, DecryptFailure, DenialReason, Outcome, Subject};
 pub use file_sink::{Durability, FileSink, FileSinkOptions, checkpoint_path};
 pub use fingerprint::{Fingerprint, Fingerprinter, mask};
-pub use key::{ENV_AUDIT_KEY, ENV_AUDIT_KEY_FILE, audit_key_from, audit_key_from_env};
+pub use key::{
+    ENV_AUDIT_KEY, ENV_AUDIT_KEY_FILE, audit_key_from, audit_key_from_env, audit_key_or_development,
+};
 pub use sink::{AuditSink, FanOut, MemorySink};
 pub use tracing_sink::TracingSink;
 pub use verify::{Problem, ProblemKind, VerifyReport, verify};

@@ -59,3 +59,30 @@ fn a_missing_doubled_or_bad_key_is_an_error_that_says_what_to_do() {
     let error = audit_key_from(env(&[(ENV_AUDIT_KEY_FILE, "/nonexistent/k".into())])).unwrap_err();
     assert!(error.to_string().contains("/nonexistent/k"), "{error}");
 }
+
+#[test]
+fn development_key_file_is_created_once_and_reused() {
+    use atom_audit::audit_key_or_development;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("atom-audit.key");
+    let first = audit_key_or_development(env(&[]), &file).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let second = audit_key_or_development(env(&[]), &file).unwrap();
+    assert_eq!(first, second, "the same development key is reused");
+    // A configured key wins; a bad one is an error, not the development key.
+    let configured = atom_crypto::Key::generate().unwrap();
+    let text = configured.expose_base64().to_string();
+    assert_eq!(
+        audit_key_or_development(env(&[(ENV_AUDIT_KEY, text)]), &file).unwrap(),
+        configured
+    );
+    assert!(matches!(
+        audit_key_or_development(env(&[(ENV_AUDIT_KEY, "nope".into())]), &file),
+        Err(AuditError::BadAuditKey { .. })
+    ));
+}
