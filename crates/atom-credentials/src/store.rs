@@ -67,8 +67,14 @@ impl CredentialStore {
         protection: Protection,
         auditor: Auditor,
     ) -> Result<(CredentialStore, MigrationReport), CredentialError> {
+        // Migrations get a connection of their own, closed before the pool
+        // opens: an SQLite connection that read the schema before the
+        // migration changed it can prepare statements against the old one
+        // (e.g. "ON CONFLICT clause does not match any UNIQUE constraint").
+        let migrating = crate::connect::connect(&config.clone().with_max_connections(1)).await?;
+        let report = migration::run(&migrating).await?;
+        migrating.close().await?;
         let db = crate::connect::connect(config).await?;
-        let report = migration::run(&db).await?;
         let store = CredentialStore {
             db,
             backend: config.database_url.backend(),

@@ -1,9 +1,11 @@
 //! Adds `key_id` to a table made by the Python original, fills it for rows
 //! already in our sealed form (found structurally, nothing is decrypted),
 //! and indexes it so that rotation and status find rows by key cheaply.
+//! First it widens such a table's 32-bit `id` (SQLAlchemy's `Integer`) to
+//! the 64 bits the store reads.
 
 use atom_crypto::{Classification, classify};
-use sea_orm::{ConnectionTrait, Value};
+use sea_orm::{ConnectionTrait, DbBackend, Value};
 use sea_orm_migration::{prelude::*, schema::*};
 
 use super::report;
@@ -19,6 +21,7 @@ pub(super) struct Migration;
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        widen_id(manager).await?;
         if !manager.has_column(TABLE, "key_id").await? {
             manager
                 .alter_table(
@@ -44,6 +47,26 @@ impl MigrationTrait for Migration {
         }
         Ok(())
     }
+}
+
+/// `id` as BIGINT. A no-op for tables this crate created; SQLite's INTEGER
+/// is 64-bit already.
+async fn widen_id(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    let db = manager.get_connection();
+    match manager.get_database_backend() {
+        DbBackend::Postgres => {
+            db.execute_unprepared(&format!("ALTER TABLE {TABLE} ALTER COLUMN id TYPE bigint"))
+                .await?;
+        }
+        DbBackend::MySql => {
+            db.execute_unprepared(&format!(
+                "ALTER TABLE {TABLE} MODIFY id bigint NOT NULL AUTO_INCREMENT"
+            ))
+            .await?;
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Sets `key_id` on sealed rows that lack it, page by page (keyset).
