@@ -3,7 +3,9 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use atom_crypto::{Key, protection_from_env};
+use atom_crypto::Key;
+
+use crate::session::GlobalArgs;
 use clap::Subcommand;
 
 #[derive(Subcommand)]
@@ -17,17 +19,10 @@ pub(crate) enum KeyCommand {
     /// Validate the configured keys (ENCRYPTION_KEY / ENCRYPTION_KEY_FILE and
     /// ENCRYPTION_PREVIOUS_KEYS / ENCRYPTION_PREVIOUS_KEYS_FILE) and print
     /// their ids and roles, never the keys.
-    Check {
-        /// Treat "no key configured" as an error.
-        #[arg(long)]
-        require_encryption: bool,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Check,
 }
 
-pub(crate) fn run(cmd: KeyCommand) -> Result<ExitCode> {
+pub(crate) fn run(cmd: KeyCommand, args: &GlobalArgs) -> Result<ExitCode> {
     match cmd {
         KeyCommand::Generate { quiet } => {
             let key = Key::generate()?;
@@ -42,11 +37,8 @@ pub(crate) fn run(cmd: KeyCommand) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        KeyCommand::Check {
-            require_encryption,
-            json,
-        } => {
-            let protection = protection_from_env(require_encryption)?;
+        KeyCommand::Check => {
+            let protection = args.protection()?;
             let keys: Vec<(String, String)> = protection
                 .keyring()
                 .map(|ring| {
@@ -55,7 +47,7 @@ pub(crate) fn run(cmd: KeyCommand) -> Result<ExitCode> {
                         .collect()
                 })
                 .unwrap_or_default();
-            if json {
+            if args.json {
                 let keys: Vec<_> = keys
                     .iter()
                     .map(|(id, role)| serde_json::json!({ "id": id, "role": role }))

@@ -5,21 +5,32 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod audit;
+mod credentials;
 mod key;
+mod secrets;
+mod session;
+mod status;
 
-/// Exit codes (documented in README.md).
+/// Exit codes (documented in README.md and `atom --help`).
 pub(crate) mod exit {
-    /// A failure: bad configuration, unreadable input, an operation refused.
+    /// A failure: bad configuration, unreadable input, a refused operation.
     pub(crate) const FAILURE: u8 = 1;
+    /// A check ran and found problems: values that do not open, a damaged
+    /// audit log.
+    pub(crate) const PROBLEMS_FOUND: u8 = 3;
 }
 
 #[derive(Parser)]
 #[command(
     name = "atom",
     version,
-    about = "Atom data protection: keys, secrets file, credentials, audit"
+    about = "Atom data protection: keys, secrets file, credentials, audit",
+    after_help = "Exit codes: 0 done, 1 failure, 2 usage error, 3 a check found problems (values that do not open, a damaged audit log)."
 )]
 struct Cli {
+    #[command(flatten)]
+    global: session::GlobalArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -29,11 +40,23 @@ enum Command {
     /// Generate and check encryption keys.
     #[command(subcommand)]
     Key(key::KeyCommand),
+    /// The secrets file: secrets.json -> secrets.enc and back.
+    #[command(subcommand)]
+    Secrets(secrets::SecretsCommand),
+    /// Per-user encrypted tokens in the credential database.
+    #[command(subcommand)]
+    Credentials(credentials::CredentialsCommand),
+    /// The tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+    /// The seed's security configuration document for this configuration.
+    Status,
 }
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
@@ -41,7 +64,11 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Key(cmd) => key::run(cmd),
+        Command::Key(cmd) => key::run(cmd, &cli.global),
+        Command::Audit(cmd) => audit::run(cmd, &cli.global),
+        Command::Secrets(cmd) => block_on(secrets::run(cmd, &cli.global)),
+        Command::Credentials(cmd) => block_on(credentials::run(cmd, &cli.global)),
+        Command::Status => block_on(status::run(&cli.global)),
     };
     match result {
         Ok(code) => code,
@@ -50,4 +77,12 @@ fn main() -> ExitCode {
             ExitCode::from(exit::FAILURE)
         }
     }
+}
+
+fn block_on(
+    work: impl std::future::Future<Output = anyhow::Result<ExitCode>>,
+) -> anyhow::Result<ExitCode> {
+    tokio::runtime::Runtime::new()
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?
+        .block_on(work)
 }

@@ -4,6 +4,18 @@ use std::process::{Command, Output};
 /// Runs the built `atom` binary in `dir` with only the given environment
 /// (plus PATH), so the developer's own ENCRYPTION_KEY never leaks in.
 pub(crate) fn atom(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    atom_with_stdin(dir, args, env, b"")
+}
+
+/// Runs `atom` with `stdin` as its standard input.
+pub(crate) fn atom_with_stdin(
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    stdin: &[u8],
+) -> Output {
+    use std::io::Write as _;
+    use std::process::Stdio;
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_atom"));
     cmd.current_dir(dir).args(args).env_clear();
     if let Some(path) = std::env::var_os("PATH") {
@@ -12,7 +24,14 @@ pub(crate) fn atom(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.output().unwrap()
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
 }
 
 pub(crate) fn text(bytes: &[u8]) -> String {

@@ -48,7 +48,7 @@ fn check_without_a_key_is_plaintext_mode_or_an_error_when_required() {
         "the no-key mode is warned"
     );
 
-    let out = atom(dir.path(), &["key", "check", "--require-encryption"], &[]);
+    let out = atom(dir.path(), &["--require-encryption", "key", "check"], &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("encryption is required"));
 }

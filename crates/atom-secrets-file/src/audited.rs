@@ -52,6 +52,12 @@ impl AuditedSecrets {
         &self.dir
     }
 
+    /// Makes the recorded events durable and anchored (a checkpoint of the
+    /// file log); call it before the process exits.
+    pub async fn flush(&self) -> Result<()> {
+        Ok(self.auditor.flush().await?)
+    }
+
     /// [`SecretsDir::migrate`], audited as `secrets_migrated`.
     pub async fn migrate(&self, keyring: &Keyring) -> Result<MigrateReport> {
         let file = shown(&self.dir.encrypted_path());
@@ -66,6 +72,25 @@ impl AuditedSecrets {
             |r| action(r.sealed_names.len()),
         )
         .await
+    }
+
+    /// The start-up auto-migration ([`SecretsDir::auto_migrate`]), audited
+    /// as `secrets_migrated` when it migrates.
+    pub async fn auto_migrate(
+        &self,
+        protection: &atom_crypto::Protection,
+    ) -> Result<crate::AutoMigration> {
+        match self
+            .dir
+            .auto_migration_due(protection, |name| std::env::var(name).ok())?
+        {
+            Ok(keyring) => {
+                let done = crate::AutoMigration::Migrated(self.migrate(keyring).await?);
+                tracing::warn!("{done}");
+                Ok(done)
+            }
+            Err(skipped) => Ok(skipped),
+        }
     }
 
     /// [`SecretsDir::rollback`], audited as `secrets_rolled_back`.

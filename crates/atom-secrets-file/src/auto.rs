@@ -41,9 +41,26 @@ impl SecretsDir {
         protection: &Protection,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<AutoMigration> {
+        match self.auto_migration_due(protection, lookup)? {
+            Ok(keyring) => {
+                let done = AutoMigration::Migrated(self.migrate(keyring)?);
+                tracing::warn!("{done}");
+                Ok(done)
+            }
+            Err(skipped) => Ok(skipped),
+        }
+    }
+
+    /// The keyring to migrate with when auto-migration should run now, or
+    /// why it should not.
+    pub(crate) fn auto_migration_due<'k>(
+        &self,
+        protection: &'k Protection,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<std::result::Result<&'k atom_crypto::Keyring, AutoMigration>> {
         match lookup(ENV_AUTO_MIGRATE).as_deref().map(str::trim) {
             None | Some("") | Some("1") | Some("true") => {}
-            Some("0") | Some("false") => return Ok(AutoMigration::Disabled),
+            Some("0") | Some("false") => return Ok(Err(AutoMigration::Disabled)),
             Some(_) => {
                 return Err(Error::BadSetting {
                     variable: ENV_AUTO_MIGRATE,
@@ -51,22 +68,35 @@ impl SecretsDir {
             }
         }
         let Some(keyring) = protection.keyring() else {
-            return Ok(AutoMigration::NoKey);
+            return Ok(Err(AutoMigration::NoKey));
         };
         if !self.plaintext_path().exists() {
-            return Ok(AutoMigration::NoPlaintextFile);
+            return Ok(Err(AutoMigration::NoPlaintextFile));
         }
         if self.encrypted_path().exists() {
-            return Ok(AutoMigration::AlreadyMigrated);
+            return Ok(Err(AutoMigration::AlreadyMigrated));
         }
-        let report = self.migrate(keyring)?;
-        tracing::warn!(
-            from = %report.plaintext_file.display(),
-            to = %report.encrypted_file.display(),
-            sealed = report.sealed_names.len(),
-            "migrated secrets.json to secrets.enc at start-up ({ENV_AUTO_MIGRATE}=0 turns this off); \
-             the plaintext secrets.json and secrets.json.backup remain: verify, then remove them with shred-plaintext"
-        );
-        Ok(AutoMigration::Migrated(report))
+        Ok(Ok(keyring))
+    }
+}
+
+impl std::fmt::Display for AutoMigration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AutoMigration::Disabled => write!(f, "auto-migration is off ({ENV_AUTO_MIGRATE}=0)"),
+            AutoMigration::NoKey => {
+                f.write_str("no key configured: secrets stay in plaintext (development mode)")
+            }
+            AutoMigration::NoPlaintextFile => f.write_str("no secrets.json to migrate"),
+            AutoMigration::AlreadyMigrated => f.write_str("secrets.enc exists; nothing to migrate"),
+            AutoMigration::Migrated(report) => write!(
+                f,
+                "migrated {} to {} at start-up, sealing {} values ({ENV_AUTO_MIGRATE}=0 turns this off); \
+                 the plaintext secrets.json and secrets.json.backup remain: verify, then remove them with shred-plaintext",
+                report.plaintext_file.display(),
+                report.encrypted_file.display(),
+                report.sealed_names.len()
+            ),
+        }
     }
 }

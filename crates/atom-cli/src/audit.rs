@@ -1,0 +1,135 @@
+//! `atom audit verify | tail`: the hash-chained audit log.
+
+use std::collections::VecDeque;
+use std::io::BufRead as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use atom_audit::{AuditError, AuditEvent, audit_key_from_env};
+use atom_crypto::Key;
+use atom_server::development_key_path;
+use clap::Subcommand;
+use serde_json::Value;
+
+use crate::exit;
+use crate::session::{GlobalArgs, print_json};
+
+#[derive(Subcommand)]
+pub(crate) enum AuditCommand {
+    /// Check the chain: reports the first record modified, inserted,
+    /// removed or reordered, and a tail cut after the last checkpoint.
+    /// Exit 3 if the log is not intact.
+    Verify {
+        /// The log (default: --audit-log).
+        path: Option<PathBuf>,
+    },
+    /// Print the last events of the log.
+    Tail {
+        /// The log (default: --audit-log).
+        path: Option<PathBuf>,
+        /// How many records.
+        #[arg(long, short = 'n', default_value_t = 20)]
+        lines: usize,
+    },
+}
+
+pub(crate) fn run(cmd: AuditCommand, args: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    match cmd {
+        AuditCommand::Verify { path } => {
+            let log = path.unwrap_or_else(|| args.audit_log.clone());
+            let key = audit_key(&log)?;
+            let report = atom_audit::verify(&log, &key)?;
+            if args.json {
+                print_json(&serde_json::json!({
+                    "log": log.display().to_string(),
+                    "intact": report.is_intact(),
+                    "records": report.records,
+                    "events": report.events,
+                    "checkpoints": report.checkpoints,
+                    "problem": report.problem.as_ref().map(ToString::to_string),
+                }))?;
+            } else {
+                println!("{}: {report}", log.display());
+            }
+            Ok(if report.is_intact() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(exit::PROBLEMS_FOUND)
+            })
+        }
+        AuditCommand::Tail { path, lines } => {
+            let log = path.unwrap_or_else(|| args.audit_log.clone());
+            let file = std::fs::File::open(&log).with_context(|| {
+                format!(
+                    "cannot open the audit log {}; pass its path or --audit-log",
+                    log.display()
+                )
+            })?;
+            let mut last: VecDeque<String> = VecDeque::with_capacity(lines);
+            for line in std::io::BufReader::new(file).lines() {
+                let line = line.with_context(|| format!("cannot read {}", log.display()))?;
+                if last.len() == lines {
+                    last.pop_front();
+                }
+                last.push_back(line);
+            }
+            for line in last {
+                if args.json {
+                    println!("{line}");
+                } else {
+                    println!("{}", describe(&line));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// One record as a line for people: sequence, time, outcome and the seed's text.
+fn describe(line: &str) -> String {
+    let Ok(record) = serde_json::from_str::<Value>(line) else {
+        return format!("(unreadable record) {line}");
+    };
+    let seq = record["seq"]
+        .as_u64()
+        .map_or_else(|| "?".to_owned(), |s| s.to_string());
+    match record
+        .get("event")
+        .cloned()
+        .map(serde_json::from_value::<AuditEvent>)
+    {
+        Some(Ok(event)) => format!(
+            "{seq:>6}  {}  {:<8} {}{}",
+            event.at.to_rfc3339(),
+            event.outcome,
+            event.action,
+            event
+                .actor
+                .map(|a| format!(" - by={}", a.as_str()))
+                .unwrap_or_default()
+        ),
+        _ => format!(
+            "{seq:>6}  {} record",
+            record["type"].as_str().unwrap_or("unknown")
+        ),
+    }
+}
+
+/// The audit key: `ATOM_AUDIT_KEY(_FILE)`, else the development key file
+/// next to the log. Verification never creates a key.
+fn audit_key(log: &Path) -> anyhow::Result<Key> {
+    match audit_key_from_env() {
+        Err(AuditError::NoAuditKey) => {
+            let dev = development_key_path(log);
+            if dev.exists() {
+                Ok(atom_audit::audit_key_from(|name| {
+                    (name == atom_audit::ENV_AUDIT_KEY_FILE).then(|| dev.display().to_string())
+                })?)
+            } else {
+                Err(AuditError::NoAuditKey.into())
+            }
+        }
+        other => Ok(other?),
+    }
+}

@@ -1,0 +1,242 @@
+//! `atom credentials ...`: per-user tokens in the credential database.
+
+use std::io::IsTerminal as _;
+use std::process::ExitCode;
+
+use atom_credentials::{Provider, RewrapOptions, UserId};
+use atom_crypto::ExposeSecret as _;
+use clap::Subcommand;
+use serde_json::json;
+
+use crate::exit;
+use crate::secrets::read_stdin_secret;
+use crate::session::{GlobalArgs, print_json};
+
+#[derive(Subcommand)]
+pub(crate) enum CredentialsCommand {
+    /// Store USER's token for PROVIDER, read from standard input.
+    Put {
+        /// The user id.
+        user: String,
+        /// The provider, e.g. slack.
+        provider: String,
+    },
+    /// Print USER's token for PROVIDER.
+    Get {
+        /// The user id.
+        user: String,
+        /// The provider.
+        provider: String,
+    },
+    /// USER's providers with timestamps and key ids (never tokens).
+    List {
+        /// The user id.
+        user: String,
+    },
+    /// Delete USER's token for PROVIDER.
+    Delete {
+        /// The user id.
+        user: String,
+        /// The provider.
+        provider: String,
+    },
+    /// Erase every credential of USER (right to erasure).
+    EraseUser {
+        /// The user id.
+        user: String,
+    },
+    /// Re-seal every row not under the primary key (legacy rows upgraded),
+    /// in batches, resumable. Exit 3 if any row does not open.
+    Rewrap {
+        /// Rows per batch (one transaction each).
+        #[arg(long, default_value_t = atom_credentials::DEFAULT_BATCH_SIZE)]
+        batch_size: u32,
+        /// Also seal plaintext rows from the no-key development mode.
+        #[arg(long)]
+        seal_plaintext: bool,
+        /// Report what would change without writing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Row counts: total, per key id, legacy, plaintext.
+    Status,
+}
+
+pub(crate) async fn run(cmd: CredentialsCommand, args: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let store = args.store(args.protection()?).await?;
+    let code = match cmd {
+        CredentialsCommand::Put { user, provider } => {
+            let (user, provider) = ids(&user, &provider)?;
+            let token = read_stdin_secret()?;
+            store.put(&user, &provider, &token).await?;
+            if args.json {
+                print_json(
+                    &json!({ "user": user.as_str(), "provider": provider.as_str(), "stored": true }),
+                )?;
+            } else {
+                println!("stored {provider} for {user}");
+            }
+            ExitCode::SUCCESS
+        }
+        CredentialsCommand::Get { user, provider } => {
+            let (user, provider) = ids(&user, &provider)?;
+            let token = store.get(&user, &provider).await?;
+            println!("{}", token.expose_secret());
+            ExitCode::SUCCESS
+        }
+        CredentialsCommand::List { user } => {
+            let user = UserId::parse(&user)?;
+            let items = store.list(&user).await?;
+            if args.json {
+                let items: Vec<_> = items
+                    .iter()
+                    .map(|c| {
+                        json!({
+                            "provider": c.provider.as_str(),
+                            "key_id": c.key_id.map(|k| k.to_string()),
+                            "created_at": c.created_at.to_rfc3339(),
+                            "updated_at": c.updated_at.to_rfc3339(),
+                        })
+                    })
+                    .collect();
+                print_json(&json!({ "user": user.as_str(), "credentials": items }))?;
+            } else {
+                for c in &items {
+                    let key = c.key_id.map_or_else(|| "-".to_owned(), |k| k.to_string());
+                    println!(
+                        "{}  key {key}  updated {}",
+                        c.provider,
+                        c.updated_at.to_rfc3339()
+                    );
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        CredentialsCommand::Delete { user, provider } => {
+            let (user, provider) = ids(&user, &provider)?;
+            if store.delete(&user, &provider).await? {
+                println!("deleted {provider} for {user}");
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("error: no credential is stored for user {user} and provider {provider}");
+                ExitCode::from(exit::FAILURE)
+            }
+        }
+        CredentialsCommand::EraseUser { user } => {
+            let user = UserId::parse(&user)?;
+            let report = store.erase_user(&user).await?;
+            let providers: Vec<&str> = report.removed.iter().map(|c| c.provider.as_str()).collect();
+            if args.json {
+                print_json(&json!({
+                    "user": user.as_str(),
+                    "removed": providers,
+                    "archived_removed": report.archived_removed,
+                }))?;
+            } else {
+                println!(
+                    "erased {} credentials of {user} ({}), {} archived rows",
+                    providers.len(),
+                    providers.join(", "),
+                    report.archived_removed
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        CredentialsCommand::Rewrap {
+            batch_size,
+            seal_plaintext,
+            dry_run,
+        } => {
+            let options = RewrapOptions::new()
+                .batch_size(batch_size)
+                .seal_plaintext(seal_plaintext)
+                .dry_run(dry_run);
+            let bar = progress_bar();
+            let progress = store
+                .rewrap(&options, |p| {
+                    if let Some(bar) = &bar {
+                        bar.set_message(format!("{} rewrapped, {} failed", p.done, p.failed));
+                        bar.tick();
+                    }
+                })
+                .await?;
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+            if args.json {
+                let failures: Vec<_> = progress
+                    .failures
+                    .iter()
+                    .map(|f| json!({ "id": f.id, "user": f.user, "provider": f.provider, "reason": f.reason.as_str() }))
+                    .collect();
+                print_json(&json!({
+                    "done": progress.done,
+                    "skipped": progress.skipped,
+                    "failed": progress.failed,
+                    "failures": failures,
+                    "last_id": progress.last_id,
+                    "dry_run": dry_run,
+                }))?;
+            } else {
+                for f in &progress.failures {
+                    println!(
+                        "FAILED  row {} ({} / {}): {}",
+                        f.id,
+                        f.user,
+                        f.provider,
+                        f.reason.as_str()
+                    );
+                }
+                println!(
+                    "{} {} rows, {} skipped (changed concurrently or already current), {} failed",
+                    if dry_run { "would rewrap" } else { "rewrapped" },
+                    progress.done,
+                    progress.skipped,
+                    progress.failed
+                );
+            }
+            if progress.failed > 0 {
+                ExitCode::from(exit::PROBLEMS_FOUND)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        CredentialsCommand::Status => {
+            let status = store.status().await?;
+            let by_key: Vec<_> = status
+                .by_key
+                .iter()
+                .map(|k| json!({ "key_id": k.key_id.to_string(), "role": k.role.map(|r| r.to_string()), "rows": k.rows }))
+                .collect();
+            let doc = json!({
+                "total": status.total,
+                "by_key": by_key,
+                "legacy": status.legacy,
+                "plaintext": status.plaintext,
+                "malformed": status.malformed,
+                "needs_rewrap": status.needs_rewrap,
+            });
+            if args.json {
+                print_json(&doc)?;
+            } else {
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+            }
+            ExitCode::SUCCESS
+        }
+    };
+    store.auditor().flush().await?;
+    Ok(code)
+}
+
+fn ids(user: &str, provider: &str) -> anyhow::Result<(UserId, Provider)> {
+    Ok((UserId::parse(user)?, Provider::parse(provider)?))
+}
+
+/// A spinner with counts on stderr, only when stderr is a terminal.
+fn progress_bar() -> Option<indicatif::ProgressBar> {
+    std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_message("rewrapping");
+        bar
+    })
+}

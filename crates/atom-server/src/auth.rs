@@ -1,0 +1,201 @@
+//! Bearer JWT authentication (HS256). `sub` is the user id; `admin: true`
+//! may read the status document and act on other users.
+
+use std::path::Path;
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+/// The HS256 secret, as text.
+pub const ENV_JWT_SECRET: &str = "ATOM_JWT_SECRET";
+/// A file holding the HS256 secret.
+pub const ENV_JWT_SECRET_FILE: &str = "ATOM_JWT_SECRET_FILE";
+/// The shortest secret accepted, in bytes (HS256 wants at least 256 bits).
+pub const MIN_SECRET_LEN: usize = 32;
+
+/// Claims of an access token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user id the token speaks for.
+    pub sub: String,
+    /// Expiry, seconds since the Unix epoch (required).
+    pub exp: u64,
+    /// Administrators may read the status document and act on any user.
+    #[serde(default)]
+    pub admin: bool,
+}
+
+/// Who is calling, once the token checked out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The user id from `sub`.
+    pub user: String,
+    /// Whether the token carries `admin: true`.
+    pub admin: bool,
+}
+
+impl Principal {
+    /// Whether this caller may act on `user`'s credentials.
+    pub fn may_act_on(&self, user: &str) -> bool {
+        self.admin || self.user == user
+    }
+}
+
+/// Why a request is not authenticated. The message goes to the client; it
+/// names the problem, never the token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// No `Authorization: Bearer ...` header.
+    #[error("missing bearer token: send Authorization: Bearer <JWT>")]
+    Missing,
+    /// The token is not valid (bad signature, expired, malformed, wrong algorithm).
+    #[error("invalid bearer token: {0}")]
+    Invalid(String),
+}
+
+/// Signs and checks tokens with one HS256 secret.
+#[derive(Clone)]
+pub struct JwtKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for JwtKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JwtKeys { .. }")
+    }
+}
+
+impl JwtKeys {
+    /// Keys from a secret of at least [`MIN_SECRET_LEN`] bytes.
+    pub fn new(secret: &[u8]) -> Result<JwtKeys, String> {
+        if secret.len() < MIN_SECRET_LEN {
+            return Err(format!(
+                "the JWT secret is {} bytes; HS256 needs at least {MIN_SECRET_LEN}. Make one with: atom key generate --quiet",
+                secret.len()
+            ));
+        }
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.leeway = 30;
+        Ok(JwtKeys {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+        })
+    }
+
+    /// Loads the secret from [`ENV_JWT_SECRET`] or [`ENV_JWT_SECRET_FILE`];
+    /// with neither, from (or, the first time, into) `default_file`, so a
+    /// development server and `atom-server token` agree without setup.
+    pub fn from_env_or_file(default_file: &Path) -> Result<JwtKeys, String> {
+        let text = match (
+            std::env::var(ENV_JWT_SECRET).ok(),
+            std::env::var(ENV_JWT_SECRET_FILE).ok(),
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(format!(
+                    "both {ENV_JWT_SECRET} and {ENV_JWT_SECRET_FILE} are set; set only one"
+                ));
+            }
+            (Some(text), None) => text,
+            (None, Some(path)) => read_secret(Path::new(&path))?,
+            (None, None) => {
+                if !default_file.exists() {
+                    write_new_secret(default_file)?;
+                    tracing::warn!(
+                        file = %default_file.display(),
+                        "no {ENV_JWT_SECRET} set: created a development JWT secret; set {ENV_JWT_SECRET} or {ENV_JWT_SECRET_FILE} in production"
+                    );
+                }
+                read_secret(default_file)?
+            }
+        };
+        JwtKeys::new(text.trim_end_matches(['\n', '\r']).as_bytes())
+    }
+
+    /// Issues a token for `user`, valid for `ttl_secs` from `now`.
+    pub fn issue(
+        &self,
+        user: &str,
+        admin: bool,
+        now: u64,
+        ttl_secs: u64,
+    ) -> Result<String, String> {
+        let claims = Claims {
+            sub: user.to_owned(),
+            exp: now.saturating_add(ttl_secs),
+            admin,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| format!("cannot sign the token: {e}"))
+    }
+
+    /// Checks an `Authorization` header value.
+    pub fn authenticate(&self, header: Option<&str>) -> Result<Principal, AuthError> {
+        let token = header
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(AuthError::Missing)?;
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|e| AuthError::Invalid(describe(e.kind())))?;
+        Ok(Principal {
+            user: data.claims.sub,
+            admin: data.claims.admin,
+        })
+    }
+}
+
+fn describe(kind: &jsonwebtoken::errors::ErrorKind) -> String {
+    use jsonwebtoken::errors::ErrorKind as K;
+    match kind {
+        K::ExpiredSignature => "the token has expired; get a new one".into(),
+        K::InvalidSignature => "the signature does not match".into(),
+        K::InvalidAlgorithm => "only HS256 tokens are accepted".into(),
+        K::MissingRequiredClaim(c) => format!("the token has no `{c}` claim"),
+        _ => "the token is malformed".into(),
+    }
+}
+
+fn read_secret(path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| {
+        format!(
+            "cannot read the JWT secret file {}: {}; check the path and permissions",
+            path.display(),
+            e.kind()
+        )
+    })
+}
+
+fn write_new_secret(path: &Path) -> Result<(), String> {
+    use std::io::Write as _;
+    let secret = random_secret()?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).map_err(|e| {
+        format!(
+            "cannot create the development JWT secret {}: {}",
+            path.display(),
+            e.kind()
+        )
+    })?;
+    file.write_all(secret.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| format!("cannot write {}: {}", path.display(), e.kind()))
+}
+
+/// 32 random bytes as 64 hex characters.
+fn random_secret() -> Result<String, String> {
+    let mut bytes = [0u8; 32];
+    getrandom::getrandom(&mut bytes)
+        .map_err(|_| "the operating system's random generator is unavailable".to_owned())?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}

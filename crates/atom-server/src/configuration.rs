@@ -1,0 +1,108 @@
+//! The seed's security configuration document
+//! (`GET /api/security/configuration`, `atom status`), with key ids and
+//! credential counts added. Never a key or a value.
+
+use std::collections::BTreeMap;
+
+use atom_credentials::CredentialStore;
+use atom_crypto::Protection;
+use atom_secrets_file::SecretsDir;
+use serde::Serialize;
+
+/// The document. The first six fields are the seed's, by name.
+#[derive(Debug, Clone, Serialize)]
+pub struct SecurityConfiguration {
+    /// Whether values are sealed (a key is configured).
+    pub encryption_enabled: bool,
+    /// Whether `ENCRYPTION_KEY` (or its file) is configured.
+    pub encryption_key_configured: bool,
+    /// The secrets file in use (`secrets.enc`, or `secrets.json` before migration).
+    pub secrets_file: Option<String>,
+    /// Entries in the secrets file.
+    pub total_secrets: usize,
+    /// Entries that are ciphertext (sealed or legacy).
+    pub encrypted_secrets: usize,
+    /// String entries that are not encrypted.
+    pub plaintext_secrets: usize,
+    /// The primary key's id and the decrypt-only ones: ids only.
+    pub keys: Vec<KeyEntry>,
+    /// Secrets-file entries per key id (`legacy` for bare Fernet tokens).
+    pub secrets_by_key: BTreeMap<String, usize>,
+    /// Credential counts, or why they are not available.
+    pub credentials: CredentialCounts,
+}
+
+/// A configured key, by id.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyEntry {
+    /// The key id.
+    pub id: String,
+    /// `primary` or `decrypt-only`.
+    pub role: String,
+}
+
+/// Credential rows by form.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CredentialCounts {
+    /// All rows.
+    pub total: u64,
+    /// Rows per key id.
+    pub by_key: BTreeMap<String, u64>,
+    /// Bare Fernet rows (the Python original's).
+    pub legacy: u64,
+    /// Plaintext rows (development mode).
+    pub plaintext: u64,
+    /// Rows not yet under the primary key.
+    pub needs_rewrap: u64,
+}
+
+/// Builds the document for this configuration. A secrets directory with no
+/// file yet counts as empty.
+pub async fn security_configuration(
+    protection: &Protection,
+    secrets: &SecretsDir,
+    store: &CredentialStore,
+) -> Result<SecurityConfiguration, crate::ApiError> {
+    let keyring = protection.keyring();
+    let status = secrets
+        .status(keyring)
+        .map_err(|e| crate::ApiError::internal(format!("cannot read the secrets file: {e}")))?;
+    let counts = store.status().await.map_err(crate::ApiError::from)?;
+    let mut secrets_by_key = status.by_key_id.clone();
+    if status.legacy_secrets > 0 {
+        secrets_by_key.insert("legacy".to_owned(), status.legacy_secrets);
+    }
+    Ok(SecurityConfiguration {
+        encryption_enabled: keyring.is_some(),
+        encryption_key_configured: keyring.is_some(),
+        secrets_file: status
+            .secrets_file
+            .as_ref()
+            .map(|p| p.display().to_string()),
+        total_secrets: status.total_secrets,
+        encrypted_secrets: status.encrypted_secrets,
+        plaintext_secrets: status.plaintext_secrets,
+        keys: keyring
+            .map(|ring| {
+                ring.key_ids()
+                    .map(|(id, role)| KeyEntry {
+                        id: id.to_string(),
+                        role: role.to_string(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        secrets_by_key,
+        credentials: CredentialCounts {
+            total: counts.total,
+            by_key: counts
+                .by_key
+                .iter()
+                .map(|k| (k.key_id.to_string(), k.rows))
+                .collect(),
+            legacy: counts.legacy,
+            plaintext: counts.plaintext,
+            needs_rewrap: counts.needs_rewrap,
+        },
+    })
+}

@@ -1,0 +1,81 @@
+use std::net::SocketAddr;
+use std::path::Path;
+
+use atom_audit::{Auditor, MemorySink};
+use atom_crypto::{Key, Keyring, Protection};
+use atom_secrets_file::SecretsDir;
+use atom_server::{AppState, JwtKeys, open_store, router, serve};
+use tokio::sync::oneshot;
+
+pub(crate) const JWT_SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
+
+/// A server on 127.0.0.1:<free port> over `database_url`, with its audit
+/// events in `events`.
+pub(crate) struct TestServer {
+    pub(crate) addr: SocketAddr,
+    pub(crate) events: MemorySink,
+    pub(crate) jwt: JwtKeys,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestServer {
+    pub(crate) async fn start(dir: &Path, database_url: &str) -> TestServer {
+        let keyring = Keyring::new(Key::from_bytes([3; 32]), []).unwrap();
+        let protection = Protection::Encrypted(keyring);
+        let events = MemorySink::new();
+        let auditor = Auditor::new(events.clone());
+        let (store, _) = open_store(Some(database_url), protection.clone(), auditor.clone())
+            .await
+            .unwrap();
+        let jwt = JwtKeys::new(JWT_SECRET).unwrap();
+        let state = AppState::new(
+            store,
+            protection,
+            SecretsDir::new(dir),
+            jwt.clone(),
+            auditor,
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(serve(listener, router(state), async {
+            let _ = rx.await;
+        }));
+        TestServer {
+            addr,
+            events,
+            jwt,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub(crate) fn token(&self, user: &str, admin: bool) -> String {
+        self.jwt.issue(user, admin, now(), 600).unwrap()
+    }
+
+    pub(crate) async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+}
+
+pub(crate) fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+pub(crate) fn sqlite_url(dir: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", dir.join("atom.db").display())
+}

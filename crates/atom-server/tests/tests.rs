@@ -1,0 +1,9 @@
+//! Tests of atom-server over a real socket, one test target.
+
+// A failed unwrap is a failed test, with its location.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod api;
+mod binary;
+mod common;
+mod outage;
