@@ -1,0 +1,221 @@
+//! Parallel credential rewrap: atom-credentials' `rewrap` run by several
+//! workers at once, each on its own id range from `split_ids` (any
+//! backend) or all sharing the table with `SKIP LOCKED` (PostgreSQL), with
+//! cursors for resuming, a progress bar, and a final single-worker sweep
+//! that catches rows a worker passed before an app wrote them under an old
+//! key.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use atom_credentials::{
+    Backend, CredentialStore, IdRange, MAX_REPORTED_FAILURES, RewrapFailure, RewrapOptions,
+    RewrapProgress,
+};
+use indicatif::ProgressBar;
+
+use crate::error::Error;
+use crate::state::RangeCursor;
+
+/// How to run the workers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EngineConfig {
+    pub(crate) workers: u32,
+    pub(crate) batch_size: u32,
+    /// Share one range with `FOR UPDATE SKIP LOCKED` (PostgreSQL only).
+    pub(crate) skip_locked: bool,
+}
+
+/// What a pass did, over all workers.
+#[derive(Debug, Default)]
+pub(crate) struct Totals {
+    /// Rows rewrapped (dry run: rows that open and would be).
+    pub(crate) done: u64,
+    /// Rows changed concurrently by an app, left as the app wrote them.
+    pub(crate) skipped: u64,
+    /// Rows that do not open.
+    pub(crate) failed: u64,
+    /// The first failures, with reasons.
+    pub(crate) failures: Vec<RewrapFailure>,
+}
+
+impl Totals {
+    fn add(&mut self, p: &RewrapProgress) {
+        self.done += p.done;
+        self.skipped += p.skipped;
+        self.failed += p.failed;
+        let room = MAX_REPORTED_FAILURES.saturating_sub(self.failures.len());
+        self.failures.extend(p.failures.iter().take(room).cloned());
+    }
+}
+
+/// Called (at most once a second, and at the end) with the cursors and the
+/// rows done so far, to persist them.
+pub(crate) type Checkpoint = Box<dyn FnMut(&[RangeCursor], u64) -> Result<(), Error> + Send>;
+
+struct Shared {
+    cursors: Vec<RangeCursor>,
+    done: u64,
+    checkpoint: Option<Checkpoint>,
+    last_saved: Instant,
+    error: Option<Error>,
+}
+
+impl Shared {
+    fn save(&mut self, force: bool) {
+        if !force && self.last_saved.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        self.last_saved = Instant::now();
+        if let Some(checkpoint) = self.checkpoint.as_mut()
+            && let Err(e) = checkpoint(&self.cursors, self.done)
+            && self.error.is_none()
+        {
+            self.error = Some(e);
+        }
+    }
+}
+
+/// The ranges to work on: the saved cursors, or a fresh split.
+pub(crate) async fn plan_ranges(
+    store: &CredentialStore,
+    config: &EngineConfig,
+    saved: &[RangeCursor],
+) -> Result<Vec<RangeCursor>, Error> {
+    if use_skip_locked(store, config) {
+        return Ok(Vec::new());
+    }
+    if !saved.is_empty() {
+        return Ok(saved.to_vec());
+    }
+    Ok(store
+        .split_ids(config.workers.max(1))
+        .await?
+        .into_iter()
+        .map(|r| RangeCursor {
+            after: r.after,
+            up_to: r.up_to,
+            last_id: None,
+            finished: false,
+        })
+        .collect())
+}
+
+fn use_skip_locked(store: &CredentialStore, config: &EngineConfig) -> bool {
+    config.skip_locked && store.backend() == Backend::Postgres
+}
+
+/// Rewraps (or with `dry_run`, opens) every row of `cursors` not under the
+/// primary key of `store`'s keyring, `config.workers` at a time. Without
+/// `dry_run` and when every row opened, a single sweep over the whole table
+/// follows, so that rows written under an old key behind a worker's cursor
+/// are not missed.
+pub(crate) async fn run(
+    store: &CredentialStore,
+    config: &EngineConfig,
+    cursors: Vec<RangeCursor>,
+    dry_run: bool,
+    bar: &ProgressBar,
+    checkpoint: Option<Checkpoint>,
+) -> Result<(Totals, Vec<RangeCursor>), Error> {
+    let base = RewrapOptions::new()
+        .batch_size(config.batch_size)
+        .seal_plaintext(true)
+        .dry_run(dry_run);
+    let skip_locked = use_skip_locked(store, config);
+    let shared = Arc::new(Mutex::new(Shared {
+        cursors: cursors.clone(),
+        done: 0,
+        checkpoint,
+        last_saved: Instant::now(),
+        error: None,
+    }));
+    let mut tasks = Vec::new();
+    if skip_locked {
+        for _ in 0..config.workers.max(1) {
+            let options = base.clone().skip_locked(true);
+            tasks.push(spawn_worker(store, options, None, &shared, bar));
+        }
+    } else {
+        for (i, cursor) in cursors.iter().enumerate() {
+            if cursor.finished {
+                continue;
+            }
+            let mut range = IdRange::new(cursor.after, cursor.up_to);
+            if let Some(last) = cursor.last_id {
+                range = range.resume_after(last);
+            }
+            let options = base.clone().range(range);
+            tasks.push(spawn_worker(store, options, Some(i), &shared, bar));
+        }
+    }
+    let mut totals = Totals::default();
+    let mut first_error = None;
+    for task in tasks {
+        match task.await {
+            Ok(Ok(progress)) => totals.add(&progress),
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e);
+            }
+            Err(join) => {
+                first_error.get_or_insert(Error::Failed(anyhow::anyhow!(
+                    "a rewrap worker stopped: {join}"
+                )));
+            }
+        }
+    }
+    {
+        let mut shared = shared.lock().unwrap_or_else(PoisonError::into_inner);
+        shared.save(true);
+        if let Some(e) = shared.error.take() {
+            first_error.get_or_insert(e);
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    if !dry_run && totals.failed == 0 {
+        // Rows an app wrote under an old key behind a cursor, or that a
+        // SKIP LOCKED worker passed while an app held their lock.
+        let before = bar.position();
+        let sweep = store
+            .rewrap(&base, |p| bar.set_position(before + p.done))
+            .await?;
+        totals.add(&sweep);
+    }
+    let cursors = shared
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .cursors
+        .clone();
+    Ok((totals, cursors))
+}
+
+fn spawn_worker(
+    store: &CredentialStore,
+    options: RewrapOptions,
+    cursor: Option<usize>,
+    shared: &Arc<Mutex<Shared>>,
+    bar: &ProgressBar,
+) -> tokio::task::JoinHandle<Result<RewrapProgress, Error>> {
+    let store = store.clone();
+    let shared = Arc::clone(shared);
+    let bar = bar.clone();
+    tokio::spawn(async move {
+        let mut seen = 0;
+        let progress = store
+            .rewrap(&options, |p| {
+                bar.inc(p.done.saturating_sub(seen));
+                let mut shared = shared.lock().unwrap_or_else(PoisonError::into_inner);
+                shared.done += p.done.saturating_sub(seen);
+                seen = p.done;
+                if let Some(i) = cursor {
+                    shared.cursors[i].last_id = p.last_id.or(shared.cursors[i].last_id);
+                    shared.cursors[i].finished = p.finished;
+                }
+                shared.save(false);
+            })
+            .await?;
+        Ok(progress)
+    })
+}

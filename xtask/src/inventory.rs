@@ -1,0 +1,273 @@
+//! What the secrets file and the credential table hold (counts per key id,
+//! legacy, plaintext; nothing decrypted), and the check that every value
+//! opens under a keyring, naming the ones that do not.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use atom_credentials::CredentialStore;
+use atom_crypto::{Key, Keyring, Protection};
+use atom_secrets_file::{FailureClass, SecretsDir};
+use indicatif::ProgressBar;
+use serde::Serialize;
+
+use crate::engine::{self, EngineConfig};
+use crate::error::Error;
+
+/// Counts of the secrets file, by structure.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SecretsCounts {
+    /// `secrets.enc`.
+    pub file: PathBuf,
+    /// Entries.
+    pub total: usize,
+    /// Sealed values per key id.
+    pub by_key_id: BTreeMap<String, usize>,
+    /// Bare Fernet values of the Python original.
+    pub legacy: usize,
+    /// Plaintext string values.
+    pub plaintext: usize,
+    /// Values that claim to be sealed but are malformed.
+    pub malformed: usize,
+    /// Numbers, booleans, null, objects, arrays (kept as they are).
+    pub not_secret: usize,
+}
+
+/// Counts of the credential table, by structure.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CredentialCounts {
+    /// The database, password redacted.
+    pub database: String,
+    /// Rows.
+    pub total: u64,
+    /// Rows per key id.
+    pub by_key_id: BTreeMap<String, u64>,
+    /// Bare Fernet rows of the Python original.
+    pub legacy: u64,
+    /// Plaintext rows.
+    pub plaintext: u64,
+    /// Rows whose value or key id is malformed.
+    pub malformed: u64,
+}
+
+/// Both stores' counts.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Inventory {
+    /// The secrets file, when one is rotated.
+    pub secrets: Option<SecretsCounts>,
+    /// The credential table, when a database is rotated.
+    pub credentials: Option<CredentialCounts>,
+}
+
+impl Inventory {
+    /// Values anywhere that are not sealed under `key_id` (string values of
+    /// the secrets file, and rows).
+    pub fn not_under(&self, key_id: &str) -> u64 {
+        let secrets = self.secrets.as_ref().map_or(0, |s| {
+            s.by_key_id
+                .iter()
+                .filter(|(k, _)| k.as_str() != key_id)
+                .map(|(_, n)| *n as u64)
+                .sum::<u64>()
+                + (s.legacy + s.plaintext + s.malformed) as u64
+        });
+        let rows = self.credentials.as_ref().map_or(0, |c| {
+            c.by_key_id
+                .iter()
+                .filter(|(k, _)| k.as_str() != key_id)
+                .map(|(_, n)| *n)
+                .sum::<u64>()
+                + c.legacy
+                + c.plaintext
+                + c.malformed
+        });
+        secrets + rows
+    }
+}
+
+/// A value that does not open (never the value itself).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BadValue {
+    /// `secrets_file` or `credentials`.
+    pub place: &'static str,
+    /// The secrets-file entry's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The credential row's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<i64>,
+    /// The credential's user id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The credential's provider.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// Why it does not open.
+    pub reason: String,
+}
+
+impl std::fmt::Display for BadValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.name, self.id) {
+            (Some(name), _) => write!(f, "secrets file entry \"{name}\": {}", self.reason),
+            (None, Some(id)) => write!(
+                f,
+                "credential row id {id} (user {}, provider {}): {}",
+                self.user.as_deref().unwrap_or("?"),
+                self.provider.as_deref().unwrap_or("?"),
+                self.reason
+            ),
+            (None, None) => f.write_str(&self.reason),
+        }
+    }
+}
+
+/// What is rotated.
+pub(crate) struct Sources {
+    pub(crate) secrets: Option<SecretsDir>,
+    pub(crate) store: Option<CredentialStore>,
+    pub(crate) database: String,
+}
+
+impl Sources {
+    /// The same sources under `keyring`.
+    pub(crate) fn with_keyring(&self, keyring: &Keyring) -> Sources {
+        Sources {
+            secrets: self.secrets.clone(),
+            store: self
+                .store
+                .clone()
+                .map(|s| s.with_protection(Protection::Encrypted(keyring.clone()))),
+            database: self.database.clone(),
+        }
+    }
+
+    /// Counts by structure.
+    pub(crate) async fn inventory(&self) -> Result<Inventory, Error> {
+        let mut inventory = Inventory::default();
+        if let Some(dir) = &self.secrets {
+            let status = dir.status(None)?;
+            if !status.encrypted_file {
+                return Err(Error::Usage(format!(
+                    "{} does not exist{}; rotation rewraps secrets.enc",
+                    dir.encrypted_path().display(),
+                    if status.plaintext_file_present {
+                        " but secrets.json does: migrate it first with atom secrets migrate"
+                    } else {
+                        ""
+                    }
+                )));
+            }
+            inventory.secrets = Some(SecretsCounts {
+                file: dir.encrypted_path(),
+                total: status.total_secrets,
+                by_key_id: status.by_key_id,
+                legacy: status.legacy_secrets,
+                plaintext: status.plaintext_secrets,
+                malformed: status.malformed_secrets,
+                not_secret: status.other_values,
+            });
+        }
+        if let Some(store) = &self.store {
+            let status = store.status().await?;
+            inventory.credentials = Some(CredentialCounts {
+                database: self.database.clone(),
+                total: status.total,
+                by_key_id: status
+                    .by_key
+                    .iter()
+                    .map(|k| (k.key_id.to_string(), k.rows))
+                    .collect(),
+                legacy: status.legacy,
+                plaintext: status.plaintext,
+                malformed: status.malformed,
+            });
+        }
+        Ok(inventory)
+    }
+
+    /// Opens every value with `keyring` (nothing is written) and returns
+    /// the ones that do not open, with the total count of those, and the
+    /// number that open. Plaintext counts as opening when
+    /// `plaintext_ok` (rewrap seals it).
+    pub(crate) async fn check_open(
+        &self,
+        keyring: &Keyring,
+        plaintext_ok: bool,
+        config: &EngineConfig,
+        bar: &ProgressBar,
+    ) -> Result<(Vec<BadValue>, u64, u64), Error> {
+        let mut bad = Vec::new();
+        let mut bad_total = 0;
+        let mut opened = 0;
+        if let Some(dir) = &self.secrets {
+            let report = dir.verify(keyring)?;
+            opened += report.ok_count() as u64;
+            for (name, class) in report.failures() {
+                if plaintext_ok && class == FailureClass::Plaintext {
+                    opened += 1;
+                    continue;
+                }
+                bad_total += 1;
+                bad.push(BadValue {
+                    place: "secrets_file",
+                    name: Some(name.to_owned()),
+                    id: None,
+                    user: None,
+                    provider: None,
+                    reason: class.to_string(),
+                });
+            }
+        }
+        if let Some(store) = &self.store {
+            // Under a throwaway primary every row is "not under the
+            // primary", so a dry-run rewrap opens every row.
+            let throwaway = Key::generate()?;
+            let probe = store
+                .clone()
+                .with_protection(Protection::Encrypted(keyring.promote(throwaway)?));
+            // Dry runs take no row locks, so workers need disjoint ranges.
+            let config = EngineConfig {
+                skip_locked: false,
+                ..*config
+            };
+            let cursors = engine::plan_ranges(&probe, &config, &[]).await?;
+            let (totals, _) = engine::run(&probe, &config, cursors, true, bar, None).await?;
+            opened += totals.done;
+            bad_total += totals.failed;
+            for f in totals.failures {
+                if !plaintext_ok && f.reason == atom_audit::DecryptFailure::NotSealed {
+                    continue;
+                }
+                bad.push(BadValue {
+                    place: "credentials",
+                    name: None,
+                    id: Some(f.id),
+                    user: Some(f.user),
+                    provider: Some(f.provider),
+                    reason: f.message,
+                });
+            }
+            if !plaintext_ok {
+                // Dry runs seal plaintext; after a rotation none may remain.
+                let plaintext = store.status().await?.plaintext;
+                bad_total += plaintext;
+                if plaintext > 0 {
+                    bad.push(BadValue {
+                        place: "credentials",
+                        name: None,
+                        id: None,
+                        user: None,
+                        provider: None,
+                        reason: format!("{plaintext} row(s) still in plaintext"),
+                    });
+                }
+            }
+        }
+        Ok((bad, bad_total, opened))
+    }
+}

@@ -1,0 +1,793 @@
+//! `rotate-keys`: the rollout of a new key as resumable phases
+//! (plan -> introduce -> promote -> rewrap -> verify -> retire), recorded
+//! in the state file after each step. See docs/ROTATION.md.
+
+use std::path::PathBuf;
+
+use atom_audit::{Action, Auditor, Outcome as AuditOutcome};
+use atom_credentials::{CredentialStore, DatabaseUrl, StoreConfig};
+use atom_crypto::{Key, KeyId, Keyring, Protection};
+use atom_secrets_file::SecretsDir;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+
+use crate::engine::{self, EngineConfig};
+use crate::error::Error;
+use crate::exit;
+use crate::inventory::{BadValue, Inventory, Sources};
+use crate::keyfiles::{KeyFiles, KeyLines};
+use crate::state::{Phase, RotationLock, RotationState};
+
+/// What `rotate_keys` is asked to do.
+#[derive(Debug, Clone)]
+pub struct RotateOptions {
+    /// The key files the apps read.
+    pub key_files: KeyFiles,
+    /// Rotate to this key instead of a generated one (one key, one line).
+    pub new_key_file: Option<PathBuf>,
+    /// The directory holding `secrets.enc`, if a secrets file is rotated.
+    pub secrets_dir: Option<PathBuf>,
+    /// The credential database, if one is rotated.
+    pub database_url: Option<String>,
+    /// Parallel rewrap workers.
+    pub workers: u32,
+    /// Rows per batch (and per transaction).
+    pub batch_size: u32,
+    /// On PostgreSQL, workers share the table with `SKIP LOCKED` instead
+    /// of disjoint id ranges.
+    pub skip_locked: bool,
+    /// Stop after the plan; change nothing.
+    pub dry_run: bool,
+    /// One host holds every reader: do not stop for rollouts.
+    pub yes: bool,
+    /// Draw progress bars on stderr.
+    pub show_progress: bool,
+    /// The command that continues this rotation, for the report.
+    pub rerun_command: String,
+}
+
+impl RotateOptions {
+    /// Options for `key_files` with defaults: every core, batches of 1000,
+    /// no progress bar, stopping for rollouts.
+    pub fn new(key_files: KeyFiles) -> RotateOptions {
+        RotateOptions {
+            key_files,
+            new_key_file: None,
+            secrets_dir: None,
+            database_url: None,
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+            batch_size: atom_credentials::DEFAULT_BATCH_SIZE,
+            skip_locked: false,
+            dry_run: false,
+            yes: false,
+            show_progress: false,
+            rerun_command: "cargo xtask rotate-keys".to_owned(),
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Outcome {
+    /// The rotation finished: every value is under the new key, the old
+    /// key is retired.
+    Finished,
+    /// No rotation in progress and the requested key is already primary.
+    NothingToDo,
+    /// `--dry-run`: the plan, nothing changed.
+    DryRun,
+    /// Values do not open; nothing was changed (at plan) or nothing is
+    /// retired (later).
+    ValuesDoNotOpen,
+    /// Values remain outside the new key after rewrap.
+    VerificationFailed,
+    /// Waiting for the operator to roll the key files out.
+    WaitingForRollout,
+}
+
+impl Outcome {
+    /// The documented exit code.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Finished | Outcome::NothingToDo | Outcome::DryRun => exit::DONE,
+            Outcome::ValuesDoNotOpen | Outcome::VerificationFailed => exit::VALUES_DO_NOT_OPEN,
+            Outcome::WaitingForRollout => exit::WAITING_FOR_ROLLOUT,
+        }
+    }
+}
+
+/// What a run did and what remains. Key ids only, never keys or values.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct RotationReport {
+    /// How the run ended.
+    pub outcome: Outcome,
+    /// The exit code for it.
+    pub exit_code: u8,
+    /// The phase recorded in the state file at the end.
+    pub phase: Option<Phase>,
+    /// The key rotated away from.
+    pub old_key_id: Option<String>,
+    /// The key rotated to.
+    pub new_key_id: Option<String>,
+    /// Counts before this run changed anything.
+    pub before: Option<Inventory>,
+    /// Counts at the end.
+    pub after: Option<Inventory>,
+    /// Values that do not open (the first 1000 per store).
+    pub bad_values: Vec<BadValue>,
+    /// How many values do not open in all.
+    pub bad_values_total: u64,
+    /// Values that open (plan and verify).
+    pub values_opened: u64,
+    /// Secrets-file values rewrapped by this run.
+    pub secrets_rewrapped: usize,
+    /// Credential rows rewrapped by this run.
+    pub rows_rewrapped: u64,
+    /// Rows an app changed during rewrap (left as the app wrote them).
+    pub rows_skipped: u64,
+    /// What this run changed, in order.
+    pub changed: Vec<String>,
+    /// What remains to be done.
+    pub remaining: Vec<String>,
+    /// The command to run next, if any.
+    pub next_command: Option<String>,
+    /// The state file.
+    pub state_file: PathBuf,
+}
+
+impl RotationReport {
+    fn new(state_file: PathBuf) -> RotationReport {
+        RotationReport {
+            outcome: Outcome::Finished,
+            exit_code: exit::DONE,
+            phase: None,
+            old_key_id: None,
+            new_key_id: None,
+            before: None,
+            after: None,
+            bad_values: Vec::new(),
+            bad_values_total: 0,
+            values_opened: 0,
+            secrets_rewrapped: 0,
+            rows_rewrapped: 0,
+            rows_skipped: 0,
+            changed: Vec::new(),
+            remaining: Vec::new(),
+            next_command: None,
+            state_file,
+        }
+    }
+
+    fn end(mut self, outcome: Outcome) -> RotationReport {
+        self.outcome = outcome;
+        self.exit_code = outcome.exit_code();
+        self
+    }
+}
+
+/// What rotation events call the whole rotation.
+const SCOPE: &str = "rotation";
+
+/// Runs the rotation from wherever the state file says it is. Stops with
+/// a report at the first point that needs the operator (exit codes 3, 4);
+/// errors are for failures (1) and unusable configuration (2).
+pub async fn rotate_keys(
+    options: &RotateOptions,
+    auditor: &Auditor,
+) -> Result<RotationReport, Error> {
+    if options.secrets_dir.is_none() && options.database_url.is_none() {
+        return Err(Error::Usage(
+            "nothing to rotate: pass --secrets-dir (the directory of secrets.enc) and/or --database-url (or set DATABASE_URL)".to_owned(),
+        ));
+    }
+    let run = Run::new(options, auditor)?;
+    let _lock = RotationLock::acquire(&options.key_files.dir())?;
+    let state = RotationState::load(&run.state_path)?.filter(|s| s.phase != Phase::Finished);
+    match state {
+        None => run.start().await,
+        Some(state) => run.resume(state).await,
+    }
+}
+
+struct Run<'a> {
+    options: &'a RotateOptions,
+    auditor: &'a Auditor,
+    state_path: PathBuf,
+    engine: EngineConfig,
+}
+
+impl<'a> Run<'a> {
+    fn new(options: &'a RotateOptions, auditor: &'a Auditor) -> Result<Run<'a>, Error> {
+        Ok(Run {
+            options,
+            auditor,
+            state_path: RotationState::path_in(&options.key_files.dir()),
+            engine: EngineConfig {
+                workers: options.workers.max(1),
+                batch_size: options.batch_size.max(1),
+                skip_locked: options.skip_locked,
+            },
+        })
+    }
+
+    fn files(&self) -> &KeyFiles {
+        &self.options.key_files
+    }
+
+    /// The keyring the key files configure now.
+    fn keyring_from_files(&self) -> Result<(Key, KeyLines, Keyring), Error> {
+        let primary = self.files().read_primary()?;
+        let previous = self.files().read_previous()?;
+        let keyring = Keyring::new(primary.clone(), previous.keys().cloned()).map_err(|e| {
+            Error::Usage(format!(
+                "the key files {} and {} do not form a keyring: {e}",
+                self.files().primary.display(),
+                self.files().previous.display()
+            ))
+        })?;
+        Ok((primary, previous, keyring))
+    }
+
+    async fn sources(&self, keyring: &Keyring) -> Result<Sources, Error> {
+        let store = match &self.options.database_url {
+            None => None,
+            Some(url) => Some(open_store(url, self.engine.workers, keyring, self.auditor).await?),
+        };
+        Ok(Sources {
+            secrets: self.options.secrets_dir.as_ref().map(SecretsDir::new),
+            store,
+            database: self
+                .options
+                .database_url
+                .as_deref()
+                .map(atom_credentials::redact_url)
+                .unwrap_or_default(),
+        })
+    }
+
+    fn bar(&self, len: u64, what: &str) -> ProgressBar {
+        if !self.options.show_progress {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+        if let Ok(style) =
+            ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} rows, {per_sec}, ETA {eta}")
+        {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_message(what.to_owned());
+        bar
+    }
+
+    fn rerun(&self) -> String {
+        self.options.rerun_command.clone()
+    }
+
+    async fn audit(&self, action: Action, outcome: AuditOutcome) -> Result<(), Error> {
+        let event = self.auditor.event(action).with_outcome(outcome);
+        self.auditor.record_event(event).await?;
+        Ok(())
+    }
+
+    /// No rotation in progress: plan, then introduce.
+    async fn start(&self) -> Result<RotationReport, Error> {
+        let mut report = RotationReport::new(self.state_path.clone());
+        let (primary, mut previous, keyring) = self.keyring_from_files()?;
+        let requested = match &self.options.new_key_file {
+            Some(path) => Some(KeyFiles::new(path, path).read_primary()?),
+            None => None,
+        };
+        report.old_key_id = Some(primary.id().to_string());
+        if let Some(new) = &requested
+            && new.id() == primary.id()
+        {
+            report.new_key_id = Some(new.id().to_string());
+            report.remaining.push(format!(
+                "nothing: key {} is already the primary key and no rotation is in progress",
+                new.id()
+            ));
+            return Ok(report.end(Outcome::NothingToDo));
+        }
+
+        // Plan: open everything with the current keyring.
+        let sources = self.sources(&keyring).await?;
+        let before = sources.inventory().await?;
+        let bar = self.bar(count_values(&before), "plan: opening every value");
+        let (bad, bad_total, opened) = sources
+            .check_open(&keyring, true, &self.engine, &bar)
+            .await?;
+        bar.finish_and_clear();
+        report.before = Some(before.clone());
+        report.values_opened = opened;
+        report.bad_values_total = bad_total;
+        if bad_total > 0 {
+            report.bad_values = bad;
+            report.remaining.push(
+                "restore or remove the values that do not open (or add the key they were sealed under to the previous-keys file), then run the same command again; nothing was changed".to_owned(),
+            );
+            report.next_command = Some(self.rerun());
+            return Ok(report.end(Outcome::ValuesDoNotOpen));
+        }
+        if self.options.dry_run {
+            report.remaining.push(
+                "introduce a new key, promote it, rewrap every value, verify, retire the old key"
+                    .to_owned(),
+            );
+            report.next_command = Some(self.rerun());
+            return Ok(report.end(Outcome::DryRun));
+        }
+
+        // Introduce: the new key, decrypt-only.
+        let new = match requested {
+            Some(k) => k,
+            None => Key::generate()?,
+        };
+        if keyring.contains(new.id()) && new.id() != primary.id() {
+            report.changed.push(format!(
+                "key {} was already in the previous-keys file",
+                new.id()
+            ));
+        }
+        self.audit(
+            Action::KeyRotationStarted {
+                scope: SCOPE.to_owned(),
+                to: new.id(),
+                total: Some(before.not_under(&new.id().to_string())),
+            },
+            AuditOutcome::Success,
+        )
+        .await?;
+        let mut state = RotationState::new(&primary.id().to_string(), &new.id().to_string());
+        // The state names the new key before the key is written, so a crash
+        // in between resumes (the key is then found in the file) or, if
+        // the write never happened, reports the missing key.
+        previous.add(&new, "decrypt-only, introduced");
+        self.files().write_previous(&previous)?;
+        state.save(&self.state_path)?;
+        report.new_key_id = Some(new.id().to_string());
+        report.changed.push(format!(
+            "added the new key {} to {} as decrypt-only",
+            new.id(),
+            self.files().previous.display()
+        ));
+        report.phase = Some(Phase::Introduced);
+        if !self.options.yes {
+            report.remaining.push(format!(
+                "roll out: every app instance must reload its keys (restart, or however it reads {} and {}) so that it can open values sealed under {}; then run the next command to promote, rewrap, verify",
+                self.files().primary.display(),
+                self.files().previous.display(),
+                new.id()
+            ));
+            report.next_command = Some(self.rerun());
+            return Ok(report.end(Outcome::WaitingForRollout));
+        }
+        self.continue_from(state, report, true).await
+    }
+
+    async fn resume(&self, state: RotationState) -> Result<RotationReport, Error> {
+        let mut report = RotationReport::new(self.state_path.clone());
+        report.old_key_id = Some(state.old_key_id.clone());
+        report.new_key_id = Some(state.new_key_id.clone());
+        report.phase = Some(state.phase);
+        if self.options.dry_run {
+            report.remaining.push(format!(
+                "a rotation from {} to {} is in progress (phase {}); run the command without --dry-run to continue it",
+                state.old_key_id,
+                state.new_key_id,
+                state.phase.as_str()
+            ));
+            report.next_command = Some(self.rerun());
+            return Ok(report.end(Outcome::DryRun));
+        }
+        // Coming back after a stop for a rollout is the operator's word
+        // that the rollout is done.
+        let rolled_out = self.options.yes || state.phase == Phase::Verified;
+        self.continue_from(state, report, rolled_out).await
+    }
+
+    /// Whether either key file holds the key `id`.
+    fn files_hold(&self, id: &str) -> Result<bool, Error> {
+        let primary = self.files().read_primary()?;
+        let previous = self.files().read_previous()?;
+        Ok(std::iter::once(&primary)
+            .chain(previous.keys())
+            .any(|k| k.id().to_string() == id))
+    }
+
+    /// The keys named by the state, found in either key file.
+    fn keys_of(&self, state: &RotationState) -> Result<(Key, Key, KeyLines), Error> {
+        let primary = self.files().read_primary()?;
+        let previous = self.files().read_previous()?;
+        let find = |id: &str| {
+            std::iter::once(&primary)
+                .chain(previous.keys())
+                .find(|k| k.id().to_string() == id)
+                .cloned()
+                .ok_or_else(|| {
+                    Error::Failed(anyhow::anyhow!(
+                        "key {id} of the rotation in progress ({}) is in neither {} nor {}; restore the key files from a backup (the state file never holds keys)",
+                        self.state_path.display(),
+                        self.files().primary.display(),
+                        self.files().previous.display()
+                    ))
+                })
+        };
+        let old = find(&state.old_key_id)?;
+        let new = find(&state.new_key_id)?;
+        Ok((old, new, previous))
+    }
+
+    async fn continue_from(
+        &self,
+        mut state: RotationState,
+        mut report: RotationReport,
+        rolled_out: bool,
+    ) -> Result<RotationReport, Error> {
+        if state.phase == Phase::Verified && !self.files_hold(&state.old_key_id)? {
+            // A run was stopped after retiring the old key and before
+            // recording it: the retire is done.
+            state.phase = Phase::Finished;
+            state.save(&self.state_path)?;
+            report.phase = Some(Phase::Finished);
+            report.changed.push(format!(
+                "recorded that {} was already retired",
+                state.old_key_id
+            ));
+            return Ok(report.end(Outcome::Finished));
+        }
+        let (old, new, previous) = self.keys_of(&state)?;
+
+        // Promote. Every intermediate file state holds both keys.
+        if state.phase <= Phase::Promoting {
+            state.phase = Phase::Promoting;
+            state.save(&self.state_path)?;
+            self.promote(&old, &new, previous)?;
+            state.phase = Phase::Promoted;
+            state.save(&self.state_path)?;
+            report.changed.push(format!(
+                "promoted {} to primary in {}; the old primary {} is decrypt-only in {}",
+                new.id(),
+                self.files().primary.display(),
+                old.id(),
+                self.files().previous.display()
+            ));
+            self.audit(
+                Action::KeyRotationProgressed {
+                    scope: SCOPE.to_owned(),
+                    to: new.id(),
+                    done: 0,
+                    total: None,
+                },
+                AuditOutcome::Success,
+            )
+            .await?;
+        }
+        let (_, _, keyring) = self.keyring_from_files()?;
+        if keyring.primary_id() != new.id() {
+            return Err(Error::Failed(anyhow::anyhow!(
+                "{} holds key {}, not the promoted key {}; the key files were changed during the rotation: put {} back as primary, then run the command again",
+                self.files().primary.display(),
+                keyring.primary_id(),
+                new.id(),
+                new.id()
+            )));
+        }
+        let sources = self.sources(&keyring).await?;
+        if report.before.is_none() {
+            report.before = Some(sources.inventory().await?);
+        }
+
+        // Rewrap.
+        if state.phase == Phase::Promoted {
+            let ok = self.rewrap(&sources, &mut state, &mut report).await?;
+            if !ok {
+                report.phase = Some(state.phase);
+                report.remaining.push(
+                    "restore or remove the values that do not open, then run the same command again to continue the rewrap".to_owned(),
+                );
+                report.next_command = Some(self.rerun());
+                return Ok(report.end(Outcome::ValuesDoNotOpen));
+            }
+            state.phase = Phase::Rewrapped;
+            state.save(&self.state_path)?;
+            self.audit(
+                Action::KeyRotationProgressed {
+                    scope: SCOPE.to_owned(),
+                    to: new.id(),
+                    done: state.rows_rewrapped,
+                    total: None,
+                },
+                AuditOutcome::Success,
+            )
+            .await?;
+        }
+
+        // Verify (after a sweep for values written under an old key since).
+        let outcome = self
+            .verify(&sources, new.id(), &mut state, &mut report)
+            .await?;
+        report.phase = Some(state.phase);
+        if let Some(outcome) = outcome {
+            report.next_command = Some(self.rerun());
+            return Ok(report.end(outcome));
+        }
+        if state.phase < Phase::Verified {
+            state.phase = Phase::Verified;
+            state.save(&self.state_path)?;
+        }
+        if !rolled_out {
+            report.phase = Some(state.phase);
+            report.remaining.push(format!(
+                "roll out: every app instance must reload its keys, so that none still seals with the old key {} (an instance that has not would write values that no longer open once it is retired); then run the next command to verify again and retire {}",
+                old.id(),
+                old.id()
+            ));
+            report.next_command = Some(self.rerun());
+            return Ok(report.end(Outcome::WaitingForRollout));
+        }
+
+        // Retire.
+        let mut previous = self.files().read_previous()?;
+        previous.remove(old.id());
+        self.files().write_previous(&previous)?;
+        state.phase = Phase::Finished;
+        state.save(&self.state_path)?;
+        report.phase = Some(Phase::Finished);
+        report.changed.push(format!(
+            "retired the old key {} from {}",
+            old.id(),
+            self.files().previous.display()
+        ));
+        self.audit(
+            Action::KeyRotationFinished {
+                scope: SCOPE.to_owned(),
+                to: new.id(),
+                rewrapped: state.rows_rewrapped,
+                failed: 0,
+            },
+            AuditOutcome::Success,
+        )
+        .await?;
+        self.auditor.flush().await?;
+        let others: Vec<String> = previous.keys().map(|k| k.id().to_string()).collect();
+        if !others.is_empty() {
+            report.remaining.push(format!(
+                "optional: no value is sealed under the older keys {} any more; remove them from {} when no backup you may restore needs them",
+                others.join(", "),
+                self.files().previous.display()
+            ));
+        }
+        report.remaining.push(format!(
+            "optional: app instances may reload their keys to drop {} from memory",
+            old.id()
+        ));
+        Ok(report.end(Outcome::Finished))
+    }
+
+    /// Switches the key files so that `new` is primary and `old` is
+    /// decrypt-only. Idempotent: a run killed half-way finishes it.
+    fn promote(&self, old: &Key, new: &Key, mut previous: KeyLines) -> Result<(), Error> {
+        let primary = self.files().read_primary()?;
+        if primary.id() != new.id() {
+            // 1. Keep the old key in the previous-keys file before it leaves
+            //    the primary file, so that no state of the files lacks it.
+            previous.add(old, "decrypt-only, the primary before");
+            self.files().write_previous(&previous)?;
+            // 2. The new key seals.
+            self.files().write_primary(new)?;
+        }
+        // 3. The new key is no longer listed as decrypt-only.
+        previous.add(old, "decrypt-only, the primary before");
+        previous.remove(new.id());
+        self.files().write_previous(&previous)
+    }
+
+    /// Rewraps the secrets file and the credential table; `false` when
+    /// values do not open.
+    async fn rewrap(
+        &self,
+        sources: &Sources,
+        state: &mut RotationState,
+        report: &mut RotationReport,
+    ) -> Result<bool, Error> {
+        let to = self.keyring_from_files()?.2.primary_id().to_string();
+        if let Some(dir) = &sources.secrets
+            && !state.secrets_rewrapped
+        {
+            let keyring = self.keyring_from_files()?.2;
+            match dir.rewrap(&keyring) {
+                Ok(r) => {
+                    report.secrets_rewrapped += r.rewrapped_names.len();
+                    if r.wrote {
+                        report.changed.push(format!(
+                            "rewrapped {} value(s) of {} under {to} ({} from older keys, {} legacy, {} plaintext)",
+                            r.rewrapped_names.len(),
+                            r.file.display(),
+                            r.from_key_id.values().sum::<usize>(),
+                            r.from_legacy,
+                            r.from_plaintext
+                        ));
+                    }
+                    self.audit(
+                        Action::KeyRotationFinished {
+                            scope: format!("secrets file {}", r.file.display()),
+                            to: keyring.primary_id(),
+                            rewrapped: r.rewrapped_names.len() as u64,
+                            failed: 0,
+                        },
+                        AuditOutcome::Success,
+                    )
+                    .await?;
+                }
+                Err(atom_secrets_file::Error::DoNotOpen { failures, .. }) => {
+                    report.bad_values_total += failures.len() as u64;
+                    report
+                        .bad_values
+                        .extend(failures.into_iter().map(|(name, class)| BadValue {
+                            place: "secrets_file",
+                            name: Some(name),
+                            id: None,
+                            user: None,
+                            provider: None,
+                            reason: class.to_string(),
+                        }));
+                    return Ok(false);
+                }
+                Err(e) => return Err(e.into()),
+            }
+            state.secrets_rewrapped = true;
+            state.save(&self.state_path)?;
+        }
+        if let Some(store) = &sources.store {
+            let pending = store.status().await?.needs_rewrap;
+            let bar = self.bar(pending, "rewrap");
+            let cursors = engine::plan_ranges(store, &self.engine, &state.cursors).await?;
+            state.cursors = cursors.clone();
+            state.save(&self.state_path)?;
+            let path = self.state_path.clone();
+            let mut saved = state.clone();
+            let base = state.rows_rewrapped;
+            let checkpoint: engine::Checkpoint = Box::new(move |cursors, done| {
+                saved.cursors = cursors.to_vec();
+                saved.rows_rewrapped = base + done;
+                saved.save(&path)
+            });
+            let (totals, cursors) =
+                engine::run(store, &self.engine, cursors, false, &bar, Some(checkpoint)).await?;
+            bar.finish_and_clear();
+            // The checkpoint wrote the file; keep this copy in step.
+            state.cursors = cursors;
+            state.rows_rewrapped += totals.done;
+            state.save(&self.state_path)?;
+            report.rows_rewrapped += totals.done;
+            report.rows_skipped += totals.skipped;
+            if totals.done > 0 {
+                report.changed.push(format!(
+                    "rewrapped {} credential row(s) under {to}{}",
+                    totals.done,
+                    if totals.skipped > 0 {
+                        format!(
+                            "; {} row(s) were written by an app meanwhile and left as it wrote them",
+                            totals.skipped
+                        )
+                    } else {
+                        String::new()
+                    }
+                ));
+            }
+            if totals.failed > 0 {
+                report.bad_values_total += totals.failed;
+                report
+                    .bad_values
+                    .extend(totals.failures.into_iter().map(|f| BadValue {
+                        place: "credentials",
+                        name: None,
+                        id: Some(f.id),
+                        user: Some(f.user),
+                        provider: Some(f.provider),
+                        reason: f.message,
+                    }));
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Sweeps values written under an old key since the rewrap, then checks
+    /// that every value opens under the new key alone and that none is
+    /// under another key. `Some(outcome)` stops the run.
+    async fn verify(
+        &self,
+        sources: &Sources,
+        new: KeyId,
+        state: &mut RotationState,
+        report: &mut RotationReport,
+    ) -> Result<Option<Outcome>, Error> {
+        // A sweep: cheap when nothing is pending (an indexed query and one
+        // read of secrets.enc).
+        let keyring = self.keyring_from_files()?.2;
+        if let Some(dir) = &sources.secrets {
+            let status = dir.status(Some(&keyring))?;
+            if status.needs_rewrap.unwrap_or(0) > 0 {
+                state.secrets_rewrapped = false;
+            }
+        }
+        let pending_rows = match &sources.store {
+            Some(store) => store.status().await?.needs_rewrap,
+            None => 0,
+        };
+        if !state.secrets_rewrapped || pending_rows > 0 {
+            state.cursors.clear();
+            if !self.rewrap(sources, state, report).await? {
+                return Ok(Some(Outcome::ValuesDoNotOpen));
+            }
+        }
+
+        let only_new = Keyring::new(
+            self.options.key_files.read_primary().and_then(|k| {
+                if k.id() == new {
+                    Ok(k)
+                } else {
+                    Err(Error::Failed(anyhow::anyhow!(
+                        "the primary key changed during the rotation"
+                    )))
+                }
+            })?,
+            [],
+        )?;
+        let after = sources.inventory().await?;
+        let bar = self.bar(count_values(&after), "verify: opening every value");
+        let (bad, bad_total, opened) = sources
+            .with_keyring(&only_new)
+            .check_open(&only_new, false, &self.engine, &bar)
+            .await?;
+        bar.finish_and_clear();
+        report.values_opened = opened;
+        let left = after.not_under(&new.to_string());
+        report.after = Some(after);
+        if bad_total > 0 {
+            report.bad_values_total += bad_total;
+            report.bad_values.extend(bad);
+            report.remaining.push(format!(
+                "values do not open under {new} alone; nothing was retired. Fix them, then run the same command again"
+            ));
+            return Ok(Some(Outcome::ValuesDoNotOpen));
+        }
+        if left > 0 {
+            report.remaining.push(format!(
+                "{left} value(s) are still not sealed under {new} (an app instance still sealing with an old key?); make sure every instance has reloaded its keys, then run the same command again"
+            ));
+            state.phase = Phase::Promoted;
+            state.save(&self.state_path)?;
+            return Ok(Some(Outcome::VerificationFailed));
+        }
+        Ok(None)
+    }
+}
+
+fn count_values(inventory: &Inventory) -> u64 {
+    inventory.credentials.as_ref().map_or(0, |c| c.total)
+}
+
+/// Opens the credential store under `keyring`, auditing through `auditor`,
+/// with a connection per worker.
+pub(crate) async fn open_store(
+    url: &str,
+    workers: u32,
+    keyring: &Keyring,
+    auditor: &Auditor,
+) -> Result<CredentialStore, Error> {
+    let config =
+        StoreConfig::new(DatabaseUrl::parse(url).map_err(|e| Error::Usage(e.to_string()))?)
+            .with_max_connections(workers.max(1) + 2);
+    let (store, _) = CredentialStore::open(
+        &config,
+        Protection::Encrypted(keyring.clone()),
+        auditor.clone(),
+    )
+    .await?;
+    Ok(store)
+}

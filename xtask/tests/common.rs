@@ -1,0 +1,479 @@
+//! The test harness: a fixture with key files, a secrets file and a
+//! credential table holding current, older-key, legacy and plaintext
+//! values, on a fresh database per test.
+//!
+//! SQLite always runs (a file in a temporary directory). PostgreSQL and
+//! MariaDB run when `ATOM_TEST_POSTGRES_URL` / `ATOM_TEST_MYSQL_URL` name an
+//! admin URL: each test creates its own database `xtask_t_<random>` there
+//! and drops it at the end. Unset, the test prints SKIPPED and passes.
+
+use std::collections::BTreeMap;
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use atom_audit::{Auditor, MemorySink};
+use atom_credentials::{CredentialStore, DatabaseUrl, Provider, StoreConfig, UserId};
+use atom_crypto::{
+    Context, ENV_KEY_FILE, ENV_PREVIOUS_KEYS_FILE, ExposeSecret, Key, Keyring, Protection,
+};
+use atom_secrets_file::{SecretValue, SecretsDir};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement, Value};
+use xtask::{KeyFiles, RotateOptions};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Sqlite,
+    Postgres,
+    MySql,
+}
+
+pub(crate) const ENV_POSTGRES: &str = "ATOM_TEST_POSTGRES_URL";
+pub(crate) const ENV_MYSQL: &str = "ATOM_TEST_MYSQL_URL";
+
+/// A random number (tests need variety, not secrecy).
+pub(crate) fn random_u64() -> u64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+/// A database of one test, dropped on the server when the value drops.
+pub(crate) struct TestDb {
+    pub(crate) kind: Kind,
+    pub(crate) url: String,
+    server: Option<(String, String)>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn with_database(admin: &str, name: &str) -> String {
+    let (base, query) = match admin.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (admin, None),
+    };
+    let authority_end = base.find("://").map_or(0, |i| i + 3);
+    let root = match base[authority_end..].find('/') {
+        Some(slash) => &base[..authority_end + slash],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{root}/{name}?{q}"),
+        None => format!("{root}/{name}"),
+    }
+}
+
+impl TestDb {
+    pub(crate) async fn new(kind: Kind, test: &str) -> Option<TestDb> {
+        let env = match kind {
+            Kind::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                let url = format!("sqlite://{}/atom.db", dir.path().display());
+                return Some(TestDb {
+                    kind,
+                    url,
+                    server: None,
+                    _dir: Some(dir),
+                });
+            }
+            Kind::Postgres => ENV_POSTGRES,
+            Kind::MySql => ENV_MYSQL,
+        };
+        let Some(admin) = std::env::var(env).ok().filter(|v| !v.is_empty()) else {
+            eprintln!("SKIPPED {test} on {kind:?} (set {env})");
+            return None;
+        };
+        let name = format!("xtask_t_{:016x}", random_u64());
+        let conn = Database::connect(admin.as_str()).await.unwrap();
+        conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        Some(TestDb {
+            kind,
+            url: with_database(&admin, &name),
+            server: Some((admin, name)),
+            _dir: None,
+        })
+    }
+
+    pub(crate) async fn connect(&self) -> DatabaseConnection {
+        let url = if self.kind == Kind::Sqlite {
+            format!("{}?mode=rwc", self.url)
+        } else {
+            self.url.clone()
+        };
+        Database::connect(url.as_str()).await.unwrap()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((admin, name)) = self.server.take() else {
+            return;
+        };
+        let kind = self.kind;
+        // Drop runs outside async; use a runtime of its own on a thread.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let conn = Database::connect(admin.as_str()).await.unwrap();
+                let sql = match kind {
+                    Kind::Postgres => format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                    _ => format!("DROP DATABASE IF EXISTS {name}"),
+                };
+                let _ = conn.execute_unprepared(&sql).await;
+                let _ = conn.close().await;
+            });
+        })
+        .join();
+    }
+}
+
+/// One test's world: key files (old primary, an older decrypt-only key),
+/// a secrets file and a credential table with values of every kind.
+pub(crate) struct Fixture {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) db: TestDb,
+    pub(crate) files: KeyFiles,
+    pub(crate) secrets_dir: PathBuf,
+    pub(crate) old: Key,
+    pub(crate) older: Key,
+    /// Secret name -> value (string values only).
+    pub(crate) secrets: BTreeMap<String, String>,
+    /// (user, provider) -> token.
+    pub(crate) credentials: BTreeMap<(String, String), String>,
+}
+
+pub(crate) const PROVIDER: &str = "github";
+
+impl Fixture {
+    /// A fixture with `rows` current credentials plus a few older-key,
+    /// legacy and plaintext rows. `None` when the backend is not configured.
+    pub(crate) async fn new(kind: Kind, test: &str, rows: usize) -> Option<Fixture> {
+        let db = TestDb::new(kind, test).await?;
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys");
+        std::fs::create_dir(&keys).unwrap();
+        let secrets_dir = dir.path().join("secrets");
+        std::fs::create_dir(&secrets_dir).unwrap();
+        let files = KeyFiles::new(keys.join("encryption.key"), keys.join("previous.keys"));
+        let old = Key::generate().unwrap();
+        let older = Key::generate().unwrap();
+        std::fs::write(&files.primary, format!("{}\n", &*old.expose_base64())).unwrap();
+        std::fs::write(
+            &files.previous,
+            format!("# keys that still decrypt\n{}\n", &*older.expose_base64()),
+        )
+        .unwrap();
+        let keyring = Keyring::new(old.clone(), [older.clone()]).unwrap();
+        let older_ring = Keyring::new(older.clone(), []).unwrap();
+
+        // secrets.enc: current, older-key, legacy, plaintext and non-string.
+        let mut secrets = BTreeMap::new();
+        let mut json = serde_json::Map::new();
+        for (name, value, form) in [
+            ("API_TOKEN", "sk-current-1", "current"),
+            ("DB_PASSWORD", "hunter2-older", "older"),
+            ("LEGACY_TOKEN", "legacy-fernet-value", "legacy"),
+            ("PLAIN_VALUE", "plain text value", "plain"),
+        ] {
+            let stored = match form {
+                "current" => keyring.seal(&Context::secret(name), value).into_string(),
+                "older" => older_ring.seal(&Context::secret(name), value).into_string(),
+                "legacy" => keyring.seal_legacy(value).into_string(),
+                _ => value.to_owned(),
+            };
+            json.insert(name.to_owned(), serde_json::Value::String(stored));
+            secrets.insert(name.to_owned(), value.to_owned());
+        }
+        json.insert("PORT".to_owned(), serde_json::json!(8080));
+        std::fs::write(
+            secrets_dir.join("secrets.enc"),
+            serde_json::to_vec_pretty(&serde_json::Value::Object(json)).unwrap(),
+        )
+        .unwrap();
+
+        // Credentials: current rows through the store, the rest raw.
+        let store = store(&db.url, keyring.clone()).await;
+        let mut credentials = BTreeMap::new();
+        for i in 0..rows {
+            let (user, token) = (format!("user_{i}"), format!("tok-{i}-{:x}", random_u64()));
+            store
+                .put(
+                    &UserId::parse(&user).unwrap(),
+                    &Provider::parse(PROVIDER).unwrap(),
+                    &token.clone().into(),
+                )
+                .await
+                .unwrap();
+            credentials.insert((user, PROVIDER.to_owned()), token);
+        }
+        store.close().await.unwrap();
+        let conn = db.connect().await;
+        for i in 0..5 {
+            let user = format!("legacy_{i}");
+            let token = format!("legacy-token-{i}");
+            insert_raw(
+                &conn,
+                &user,
+                PROVIDER,
+                &keyring.seal_legacy(&token).into_string(),
+                None,
+            )
+            .await;
+            credentials.insert((user, PROVIDER.to_owned()), token);
+            let user = format!("plain_{i}");
+            let token = format!("plain-token-{i}");
+            insert_raw(&conn, &user, PROVIDER, &token, None).await;
+            credentials.insert((user, PROVIDER.to_owned()), token);
+            let user = format!("older_{i}");
+            let token = format!("older-token-{i}");
+            let sealed = older_ring.seal(&Context::credential(&user, PROVIDER), &token);
+            insert_raw(
+                &conn,
+                &user,
+                PROVIDER,
+                sealed.as_str(),
+                Some(older.id().to_string()),
+            )
+            .await;
+            credentials.insert((user, PROVIDER.to_owned()), token);
+        }
+        conn.close().await.unwrap();
+        Some(Fixture {
+            dir,
+            db,
+            files,
+            secrets_dir,
+            old,
+            older,
+            secrets,
+            credentials,
+        })
+    }
+
+    /// Rotation options for this fixture, with `--yes`.
+    pub(crate) fn options(&self) -> RotateOptions {
+        let mut o = RotateOptions::new(self.files.clone());
+        o.secrets_dir = Some(self.secrets_dir.clone());
+        o.database_url = Some(self.db.url.clone());
+        o.workers = 2;
+        o.batch_size = 7;
+        o.yes = true;
+        o
+    }
+
+    pub(crate) fn state_path(&self) -> PathBuf {
+        self.files.dir().join(xtask::STATE_FILE)
+    }
+
+    /// The keyring the key files configure, read as an app reads it.
+    pub(crate) fn keyring_from_files(&self) -> Keyring {
+        keyring_from_files(&self.files).unwrap()
+    }
+
+    /// Every value equals what was stored, and every one is sealed under
+    /// `new` alone (legacy, plaintext and older-key values upgraded).
+    pub(crate) async fn assert_all_under(&self, new: &Key) {
+        let only_new = Keyring::new(new.clone(), []).unwrap();
+        let dir = SecretsDir::new(&self.secrets_dir);
+        for (name, value) in &self.secrets {
+            match dir.get(&only_new, name).unwrap() {
+                SecretValue::Secret(s) => assert_eq!(s.expose_secret(), value, "{name}"),
+                _ => panic!("{name} is not a secret"),
+            }
+        }
+        let status = dir.status(Some(&only_new)).unwrap();
+        assert_eq!(
+            status.by_key_id.keys().cloned().collect::<Vec<_>>(),
+            vec![new.id().to_string()]
+        );
+        assert_eq!(
+            (
+                status.legacy_secrets,
+                status.plaintext_secrets,
+                status.other_values
+            ),
+            (0, 0, 1)
+        );
+
+        let store = store(&self.db.url, only_new).await;
+        for ((user, provider), token) in &self.credentials {
+            let got = store
+                .get(
+                    &UserId::parse(user).unwrap(),
+                    &Provider::parse(provider).unwrap(),
+                )
+                .await
+                .unwrap_or_else(|e| panic!("{user}: {e}"));
+            assert_eq!(got.expose_secret(), token, "{user}");
+        }
+        let status = store.status().await.unwrap();
+        assert_eq!(status.total, self.credentials.len() as u64);
+        assert_eq!(status.by_key.len(), 1, "{status:?}");
+        assert_eq!(status.by_key[0].key_id, new.id());
+        assert_eq!(
+            (status.legacy, status.plaintext, status.malformed),
+            (0, 0, 0)
+        );
+        store.close().await.unwrap();
+    }
+
+    /// The key files after a finished rotation to `new`.
+    pub(crate) fn assert_retired(&self, new: &Key) {
+        let keyring = self.keyring_from_files();
+        assert_eq!(keyring.primary_id(), new.id());
+        assert!(!keyring.contains(self.old.id()), "old key not retired");
+        assert!(
+            keyring.contains(self.older.id()),
+            "older key was not ours to retire"
+        );
+        let text = std::fs::read_to_string(&self.files.previous).unwrap();
+        assert!(text.contains("# keys that still decrypt"), "comment lost");
+        assert!(!text.contains(&self.old.id().to_string()));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            for f in [&self.files.primary, &self.files.previous] {
+                let mode = std::fs::metadata(f).unwrap().permissions().mode();
+                assert_eq!(mode & 0o777, 0o600, "{}", f.display());
+            }
+        }
+        let state: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(self.state_path()).unwrap()).unwrap();
+        assert_eq!(state["phase"], "finished");
+        assert_eq!(state["new_key_id"], new.id().to_string());
+        let state_text = std::fs::read_to_string(self.state_path()).unwrap();
+        assert!(
+            !state_text.contains(&*new.expose_base64()),
+            "a key in the state file"
+        );
+    }
+
+    /// Every stored token, by row id.
+    pub(crate) async fn raw_tokens(&self) -> BTreeMap<i64, String> {
+        let conn = self.db.connect().await;
+        let rows = conn
+            .query_all_raw(Statement::from_string(
+                conn.get_database_backend(),
+                "SELECT id, encrypted_token FROM user_credentials",
+            ))
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        rows.iter()
+            .map(|r| {
+                (
+                    r.try_get::<i64>("", "id").unwrap(),
+                    r.try_get::<String>("", "encrypted_token").unwrap(),
+                )
+            })
+            .collect()
+    }
+}
+
+pub(crate) fn keyring_from_files(files: &KeyFiles) -> Result<Keyring, atom_crypto::CryptoError> {
+    let primary = files.primary.display().to_string();
+    let previous = files.previous.display().to_string();
+    let protection = atom_crypto::protection_from(
+        |name| match name {
+            ENV_KEY_FILE => Some(primary.clone()),
+            ENV_PREVIOUS_KEYS_FILE => Some(previous.clone()),
+            _ => None,
+        },
+        true,
+    )?;
+    Ok(protection.keyring().unwrap().clone())
+}
+
+pub(crate) async fn store(url: &str, keyring: Keyring) -> CredentialStore {
+    let config = StoreConfig::new(DatabaseUrl::parse(url).unwrap());
+    let (store, _) = CredentialStore::open(
+        &config,
+        Protection::Encrypted(keyring),
+        Auditor::new(MemorySink::new()),
+    )
+    .await
+    .unwrap();
+    store
+}
+
+pub(crate) async fn insert_raw(
+    conn: &DatabaseConnection,
+    user: &str,
+    provider: &str,
+    token: &str,
+    key_id: Option<String>,
+) {
+    let backend = conn.get_database_backend();
+    let now = chrono::Utc::now().naive_utc();
+    let sql = match backend {
+        DbBackend::Postgres => {
+            "INSERT INTO user_credentials (user_id, provider, encrypted_token, key_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)"
+        }
+        _ => {
+            "INSERT INTO user_credentials (user_id, provider, encrypted_token, key_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)"
+        }
+    };
+    let values: Vec<Value> = vec![
+        user.into(),
+        provider.into(),
+        token.into(),
+        key_id.into(),
+        now.into(),
+        now.into(),
+    ];
+    conn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await
+        .unwrap();
+}
+
+pub(crate) async fn set_token(conn: &DatabaseConnection, id: i64, token: &str) {
+    let backend = conn.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => "UPDATE user_credentials SET encrypted_token = $1 WHERE id = $2",
+        _ => "UPDATE user_credentials SET encrypted_token = ? WHERE id = ?",
+    };
+    conn.execute_raw(Statement::from_sql_and_values(
+        backend,
+        sql,
+        vec![token.into(), id.into()],
+    ))
+    .await
+    .unwrap();
+}
+
+/// Writes a key file (one key, one line).
+pub(crate) fn write_key(path: &Path, key: &Key) {
+    std::fs::write(path, format!("{}\n", &*key.expose_base64())).unwrap();
+}
+
+/// Runs the async test body once per backend.
+macro_rules! per_backend {
+    ($name:ident) => {
+        mod $name {
+            use crate::common::Kind;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(Kind::Sqlite).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(Kind::Postgres).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn mariadb() {
+                super::$name(Kind::MySql).await
+            }
+        }
+    };
+}
