@@ -48,5 +48,3 @@ pub(crate) const TABLE: &str = "user_credentials";
 pub(crate) const ARCHIVE_TABLE: &str = "user_credentials_archive";
 /// The unique index on (user_id, provider).
 pub(crate) const UNIQUE_INDEX: &str = "ux_user_credentials_user_provider";
-/// The index that makes status and rotation queries cheap.
-pub(crate) const KEY_ID_INDEX: &str = "ix_user_credentials_key_id";

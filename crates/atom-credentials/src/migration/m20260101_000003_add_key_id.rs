@@ -1,6 +1,8 @@
 //! Adds `key_id` to a table made by the Python original, fills it for rows
-//! already in our sealed form (found structurally, nothing is decrypted),
-//! and indexes it so that rotation and status find rows by key cheaply.
+//! already in our sealed form (found structurally, nothing is decrypted).
+//! It is deliberately not indexed: rotation walks the primary key in order
+//! and filters on it, and an index on a column every rewrap changes would
+//! make each of those updates maintain one more B-tree.
 //! First it widens such a table's 32-bit `id` (SQLAlchemy's `Integer`) to
 //! the 64 bits the store reads.
 
@@ -9,7 +11,7 @@ use sea_orm::{ConnectionTrait, DbBackend, Value};
 use sea_orm_migration::{prelude::*, schema::*};
 
 use super::report;
-use crate::entity::{KEY_ID_INDEX, TABLE};
+use crate::entity::TABLE;
 use crate::sql::statement;
 
 /// Rows read per query while filling key ids.
@@ -34,17 +36,6 @@ impl MigrationTrait for Migration {
         }
         let filled = fill_key_ids(manager).await?;
         report::update(|r| r.key_ids_filled += filled);
-        if !manager.has_index(TABLE, KEY_ID_INDEX).await? {
-            manager
-                .create_index(
-                    Index::create()
-                        .name(KEY_ID_INDEX)
-                        .table(TABLE)
-                        .col("key_id")
-                        .to_owned(),
-                )
-                .await?;
-        }
         Ok(())
     }
 }
