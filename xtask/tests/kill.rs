@@ -38,26 +38,39 @@ pub(crate) fn command(fx: &Fixture, new_key_file: Option<&Path>) -> Command {
 }
 
 async fn killed_at_random_points(kind: Kind) {
-    let Some(fx) = Fixture::new(kind, "killed_at_random_points", 1500).await else {
+    let Some(fx) = Fixture::new(kind, "killed_at_random_points", 3000).await else {
         return;
     };
     let new = Key::generate().unwrap();
     let new_file = fx.dir.path().join("new.key");
     write_key(&new_file, &new);
 
-    // How long an uninterrupted run would take is unknown (debug build,
-    // backend); kill after random delays up to a bound that grows, so the
-    // kills land everywhere from start-up to the end.
-    let mut bound_ms = 150u64;
+    // A dry run (the plan: open everything) takes about a third of a full
+    // run (plan, rewrap, verify). Kill after growing random delays, from
+    // a quarter of the plan on, so that kills land in the plan, then ever
+    // later in the resumed runs, until a run finishes.
+    let started = Instant::now();
+    let out = command(&fx, Some(&new_file))
+        .arg("--dry-run")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan_ms = (started.elapsed().as_millis() as u64).max(20);
     let mut kills = 0;
     let mut finished = false;
+    let mut phases = Vec::new();
     for _ in 0..40 {
         let mut child = command(&fx, Some(&new_file))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let delay = Duration::from_millis(random_u64() % bound_ms);
+        let step = plan_ms * (25 + 35 * kills) / 100;
+        let delay = Duration::from_millis(step * 3 / 4 + random_u64() % (step / 2 + 1));
         let started = Instant::now();
         let status = loop {
             if let Some(status) = child.try_wait().unwrap() {
@@ -86,16 +99,23 @@ async fn killed_at_random_points(kind: Kind) {
             }
             None => {
                 kills += 1;
-                bound_ms = bound_ms * 5 / 4;
+                phases.push(phase_of(&fx));
             }
         }
     }
     assert!(finished, "never finished after {kills} kills");
+    eprintln!(
+        "{kind:?}: plan {plan_ms} ms; finished after {kills} kills, killed in phases {phases:?}"
+    );
     assert!(
-        kills >= 3,
+        kills >= 2,
         "only {kills} kills; the test did not interrupt the rotation"
     );
-    eprintln!("{kind:?}: finished after {kills} kills");
+    phases.dedup();
+    assert!(
+        phases.len() >= 2,
+        "every kill landed in one phase ({phases:?}); the test did not cover the rotation"
+    );
 
     fx.assert_all_under(&new).await;
     fx.assert_retired(&new);
@@ -117,3 +137,15 @@ async fn killed_at_random_points(kind: Kind) {
     );
 }
 per_backend!(killed_at_random_points);
+
+/// The phase the state file records ("none" before introduce).
+fn phase_of(fx: &Fixture) -> String {
+    match std::fs::read(fx.state_path()) {
+        Ok(bytes) => {
+            let state: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            let rows = state["rows_rewrapped"].as_u64().unwrap_or(0);
+            format!("{}:{rows}", state["phase"].as_str().unwrap_or("?"))
+        }
+        Err(_) => "none".to_owned(),
+    }
+}
