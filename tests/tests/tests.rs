@@ -1,0 +1,6 @@
+//! Cross-crate scenarios, one test target.
+
+// A failed unwrap is a failed test, with its location.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod legacy_world;
