@@ -5,6 +5,9 @@ use crate::error::{CryptoError, ValueKind};
 use crate::key::KeyId;
 use crate::token::{self, TokenHeader};
 
+/// How every Fernet token of our era begins.
+const FERNET_START: &str = "gAAAAA";
+
 /// Prefix of the current sealed form.
 pub(crate) const SEALED_PREFIX: &str = "atom:v1:";
 
@@ -158,10 +161,17 @@ pub(crate) fn parse_parts(text: &str) -> Result<Parsed<'_>, CryptoError> {
             "unsupported format version (this build reads atom:v1); upgrade atom to read it",
         ));
     }
-    Ok(match token::parse_header(text) {
-        Some(header) => Parsed::Legacy(header),
-        None => Parsed::Plaintext,
-    })
+    match token::parse_header(text) {
+        Some(header) => Ok(Parsed::Legacy(header)),
+        // Every Fernet token made before the year 36812 starts with these
+        // six characters (version 0x80 and the high timestamp bytes). One
+        // that fails the structural check was damaged (cut short, a line
+        // break appended, re-encoded): an error, never plaintext to seal.
+        None if text.starts_with(FERNET_START) => Err(CryptoError::Malformed(
+            "it starts like a Fernet token but is not a well-formed one (truncated, re-encoded or with extra characters)",
+        )),
+        None => Ok(Parsed::Plaintext),
+    }
 }
 
 /// `atom:v<digits>:` with a version other than 1.

@@ -116,11 +116,11 @@ fn classification_is_structural() {
     for plain in [
         "",
         "hunter2",
-        "gAAAAA",
+        "gAAAA",
+        "gAAAAB",
         "atom:hello",
         "atom:v:x",
         "sk-abc",
-        "gAAAAABh...",
     ] {
         assert_eq!(
             classify(plain).unwrap(),
@@ -128,8 +128,13 @@ fn classification_is_structural() {
             "{plain}"
         );
     }
-    // Claims our form but is broken: an error, never plaintext.
+    // Claims our form, or starts like a Fernet token, but is broken: an
+    // error, never plaintext.
     for broken in [
+        "gAAAAABh...".to_owned(),
+        format!("{}\n", legacy.as_str()),
+        legacy.as_str()[..legacy.as_str().len() - 4].to_owned(),
+        legacy.as_str().trim_end_matches('=').to_owned(),
         format!("atom:v1:{}", ring.primary_id()),
         format!("atom:v1:{}:not-a-token", ring.primary_id()),
         "atom:v1:XYZ:gAAAAA".to_owned(),
