@@ -23,17 +23,20 @@
 //! the host to detect that too.
 //!
 //! # Concurrency
-//! Appends are serialized by one `tokio::sync::Mutex` around the writer:
-//! each record is encoded, chained and written with a single `write` of
-//! one whole line while the lock is held, so lines never interleave and the
-//! chain never forks. That write goes to the page cache and takes
-//! microseconds, so it runs inline, with no `.await` between taking the
-//! lock and updating the chain state: a caller that gives up waiting (its
-//! future is dropped) cannot leave the state behind the file. The fsync
-//! (milliseconds on some disks) runs on tokio's blocking pool after the
-//! lock is released, so other tasks keep appending meanwhile and one fsync
-//! covers all of their records written so far. Checkpoints run on the
-//! blocking pool and own the lock guard until the anchor is written.
+//! Within a process, appends are serialized by one `tokio::sync::Mutex`
+//! around the writer; across processes (the server and an operator's
+//! `atom` command share the default log), by an exclusive `flock` on the
+//! log taken around each append. Under both, a writer first checks whether
+//! the file grew since its own last write and, if so, continues the chain
+//! from the last record (after authenticating it), then encodes, chains and
+//! writes its record with a single `write` of one whole line: lines never
+//! interleave and the chain never forks. The append runs on tokio's
+//! blocking pool in a job that owns the lock guard, so a caller that gives
+//! up waiting (its future is dropped) cannot leave the chain state behind
+//! the file. The fsync (milliseconds on some disks) runs after both locks
+//! are released, so other tasks keep appending meanwhile and one fsync
+//! covers all of their records written so far. Checkpoints are written
+//! under both locks, so the checkpoint file always names the newest one.
 //!
 //! # Fail-closed
 //! Any I/O error, or finding that the log path no longer names the open
@@ -44,7 +47,7 @@
 //! checkpoint file says.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read as _, Seek as _, SeekFrom, Write as _};
+use std::io::{self, SeekFrom, Write as _};
 use std::num::{NonZeroU32, NonZeroU64};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -190,10 +193,10 @@ impl FileSink {
     /// Runs `job` on the blocking pool. A job that holds the writer's guard
     /// keeps the lock until the file and the chain state agree again, even
     /// if the caller stops waiting.
-    async fn blocking(
+    async fn blocking<T: Send + 'static>(
         &self,
-        job: impl FnOnce() -> Result<(), AuditError> + Send + 'static,
-    ) -> Result<(), AuditError> {
+        job: impl FnOnce() -> Result<T, AuditError> + Send + 'static,
+    ) -> Result<T, AuditError> {
         tokio::task::spawn_blocking(job)
             .await
             .map_err(|e| AuditError::Write {
@@ -207,17 +210,22 @@ impl FileSink {
 impl AuditSink for FileSink {
     async fn record(&self, event: &AuditEvent) -> Result<(), AuditError> {
         let mut guard = Arc::clone(&self.writer).lock_owned().await;
-        match guard.append(event)? {
-            Next::Done => Ok(()),
-            Next::Checkpoint => {
-                self.blocking(move || guard.guarded(Writer::checkpoint))
-                    .await
-            }
-            Next::Sync => {
-                let sync = guard.sync_handle();
-                drop(guard);
-                self.blocking(move || sync.run()).await
-            }
+        let event = event.clone();
+        // The append runs on the blocking pool (it takes the cross-process
+        // file lock); the job owns the guard, so a caller that stops
+        // waiting cannot leave the chain state and the file disagreeing.
+        let sync = self
+            .blocking(move || {
+                Ok(match guard.append(&event)? {
+                    Next::Done => None,
+                    Next::Sync => Some(guard.sync_handle()),
+                })
+            })
+            .await?;
+        match sync {
+            // fsync without the lock, so that concurrent syncs overlap.
+            Some(sync) => self.blocking(move || sync.run()).await,
+            None => Ok(()),
         }
     }
 
@@ -234,8 +242,6 @@ enum Next {
     Done,
     /// fsync the log (outside the lock).
     Sync,
-    /// Write a checkpoint (under the lock).
-    Checkpoint,
 }
 
 /// An fsync of the log that runs without the writer's lock.
@@ -294,6 +300,9 @@ struct Writer {
     options: FileSinkOptions,
     next_seq: u64,
     head: Tag,
+    /// The log's length after our last write: a longer file means another
+    /// process appended, and the chain head is read back from it.
+    end: u64,
     unsynced: u32,
     since_checkpoint: u64,
     /// Set when a write or sync failed; shared with [`SyncHandle`]s.
@@ -306,12 +315,14 @@ impl Writer {
             path: path.clone(),
             source,
         };
-        let mut file = open_options()
+        let file = open_options()
             .read(true)
             .append(true)
             .create(true)
             .open(&path)
             .map_err(open_error)?;
+        let file = Arc::new(file);
+        let lock = FileLock::take(&file).map_err(open_error)?;
         let meta = file.metadata().map_err(open_error)?;
         let anchor = checkpoint_path(&path);
         let damaged = |problem: String| AuditError::Damaged {
@@ -319,34 +330,9 @@ impl Writer {
             problem,
         };
 
-        let (next_seq, head, last_kind) = match last_line(&mut file, meta.len())
-            .map_err(open_error)?
-        {
+        let (next_seq, head, last_kind) = match chain_head(&path, &mut &*file, meta.len(), &mac)? {
             None => (0, GENESIS, None),
-            Some(line) => {
-                let Some(line) = line.strip_suffix(b"\n") else {
-                    return Err(damaged(
-                        "its last line has no line break: the file was cut inside a record, or a write was interrupted".into(),
-                    ));
-                };
-                let parsed = record::parse(line)
-                    .map_err(|m| damaged(format!("its last line is not a record: {m}")))?;
-                if parsed.key != mac.key_id() {
-                    return Err(AuditError::WrongKey {
-                        path: path.clone(),
-                        needed: parsed.key,
-                        configured: mac.key_id(),
-                    });
-                }
-                if !parsed.authentic(&mac) {
-                    return Err(damaged(format!(
-                        "its last record (number {}) does not authenticate under audit key {}",
-                        parsed.seq,
-                        mac.key_id()
-                    )));
-                }
-                (parsed.seq + 1, parsed.tag, Some(parsed.kind))
-            }
+            Some((seq, tag, kind)) => (seq + 1, tag, Some(kind)),
         };
 
         match std::fs::read(&anchor) {
@@ -385,11 +371,12 @@ impl Writer {
             identity: Identity::of(&meta),
             path,
             anchor,
-            file: Arc::new(file),
+            file,
             mac,
             options,
             next_seq,
             head,
+            end: meta.len(),
             unsynced: 0,
             since_checkpoint: 0,
             poisoned: Arc::new(AtomicBool::new(false)),
@@ -398,6 +385,7 @@ impl Writer {
             // Anchor what earlier runs wrote, so it cannot be cut unnoticed.
             writer.guarded(Writer::checkpoint)?;
         }
+        drop(lock);
         Ok(writer)
     }
 
@@ -405,11 +393,14 @@ impl Writer {
     fn append(&mut self, event: &AuditEvent) -> Result<Next, AuditError> {
         self.guarded(|w| {
             w.check_identity()?;
+            let _lock = w.lock()?;
+            w.catch_up()?;
             let (line, tag) = record::encode_event(&w.mac, w.next_seq, &w.head, event);
             w.write_line(&line)?;
             w.advance(tag);
             if w.since_checkpoint >= w.options.checkpoint_every.get() {
-                return Ok(Next::Checkpoint);
+                w.checkpoint()?;
+                return Ok(Next::Done);
             }
             let sync = match w.options.durability {
                 Durability::EveryRecord => true,
@@ -435,6 +426,8 @@ impl Writer {
     fn flush(&mut self) -> Result<(), AuditError> {
         self.guarded(|w| {
             w.check_identity()?;
+            let _lock = w.lock()?;
+            w.catch_up()?;
             if w.since_checkpoint > 0 {
                 w.checkpoint()
             } else {
@@ -498,7 +491,48 @@ impl Writer {
             .map_err(|source| AuditError::Write {
                 path: self.path.clone(),
                 source,
-            })
+            })?;
+        self.end += line.len() as u64;
+        Ok(())
+    }
+
+    /// The exclusive lock on the log that every process appending to it
+    /// takes around each append, so that several processes (the server and
+    /// an operator's `atom` command) extend one chain.
+    fn lock(&self) -> Result<FileLock, AuditError> {
+        FileLock::take(&self.file).map_err(|source| AuditError::Write {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    /// Under the lock: if another process appended since our last write,
+    /// continue the chain from its last record.
+    fn catch_up(&mut self) -> Result<(), AuditError> {
+        let read_error = |source| AuditError::Read {
+            path: self.path.clone(),
+            source,
+        };
+        let len = self.file.metadata().map_err(read_error)?.len();
+        if len == self.end {
+            return Ok(());
+        }
+        let mut file: &File = &self.file;
+        match chain_head(&self.path, &mut file, len, &self.mac)? {
+            Some((seq, tag, _)) if len > self.end => {
+                self.next_seq = seq + 1;
+                self.head = tag;
+                self.end = len;
+                Ok(())
+            }
+            _ => Err(AuditError::Damaged {
+                path: self.path.clone(),
+                problem: format!(
+                    "it shrank from {} to {len} bytes while open: records were removed",
+                    self.end
+                ),
+            }),
+        }
     }
 
     fn sync(&mut self) -> Result<(), AuditError> {
@@ -542,7 +576,7 @@ fn open_options() -> OpenOptions {
 /// The last line of the file (with its `\n`, if it has one), reading
 /// backwards from the end so that a large log costs no more than a small
 /// one. `None` for an empty file.
-fn last_line(file: &mut File, len: u64) -> io::Result<Option<Vec<u8>>> {
+fn last_line(file: &mut (impl io::Read + io::Seek), len: u64) -> io::Result<Option<Vec<u8>>> {
     const CHUNK: u64 = 4096;
     if len == 0 {
         return Ok(None);
@@ -569,22 +603,81 @@ fn last_line(file: &mut File, len: u64) -> io::Result<Option<Vec<u8>>> {
     }
 }
 
+/// The last record of the log: its sequence number, tag and kind, after
+/// checking that it is whole, under `mac`'s key and authentic. `None` for
+/// an empty log.
+fn chain_head(
+    path: &Path,
+    file: &mut (impl io::Read + io::Seek),
+    len: u64,
+    mac: &MacKey,
+) -> Result<Option<(u64, Tag, Kind)>, AuditError> {
+    let damaged = |problem: String| AuditError::Damaged {
+        path: path.to_path_buf(),
+        problem,
+    };
+    let Some(line) = last_line(file, len).map_err(|source| AuditError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?
+    else {
+        return Ok(None);
+    };
+    let Some(line) = line.strip_suffix(b"\n") else {
+        return Err(damaged(
+            "its last line has no line break: the file was cut inside a record, or a write was interrupted".into(),
+        ));
+    };
+    let parsed =
+        record::parse(line).map_err(|m| damaged(format!("its last line is not a record: {m}")))?;
+    if parsed.key != mac.key_id() {
+        return Err(AuditError::WrongKey {
+            path: path.to_path_buf(),
+            needed: parsed.key,
+            configured: mac.key_id(),
+        });
+    }
+    if !parsed.authentic(mac) {
+        return Err(damaged(format!(
+            "its last record (number {}) does not authenticate under audit key {}",
+            parsed.seq,
+            mac.key_id()
+        )));
+    }
+    Ok(Some((parsed.seq, parsed.tag, parsed.kind)))
+}
+
+/// An exclusive advisory lock on an open file (flock), released on drop.
+struct FileLock(Arc<File>);
+
+impl FileLock {
+    fn take(file: &Arc<File>) -> io::Result<FileLock> {
+        file.lock()?;
+        Ok(FileLock(Arc::clone(file)))
+    }
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        // Closing the file would release it too; an unlock error leaves
+        // nothing to repair.
+        let _ = self.0.unlock();
+    }
+}
+
 /// Writes `contents` to `path` so that a crash leaves the old or the new
-/// file, never a torn one: temporary file in the same directory, fsync,
+/// file, never a torn one: a new temporary file in the same directory
+/// (never an existing path, so a planted link is not followed), fsync,
 /// rename, fsync of the directory.
 fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
-    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-    tmp_name.push(".tmp");
-    let tmp = path.with_file_name(tmp_name);
-    let mut file = open_options()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&tmp)?;
-    file.write_all(contents)?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&tmp, path)?;
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(contents)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
     sync_directory(path)
 }
 

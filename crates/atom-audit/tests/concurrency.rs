@@ -93,3 +93,36 @@ async fn callers_that_give_up_waiting_do_not_fork_the_chain() {
     assert!(report.is_intact(), "{report}");
     assert!(report.events >= 100);
 }
+
+/// Two sinks on one log stand for two processes (the server and an
+/// operator's `atom` command): each open holds its own lock and chain
+/// state, and each append continues from whatever the other wrote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_writers_of_one_log_extend_one_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let first = auditor(Arc::new(FileSink::open(&path, &audit_key()).await.unwrap()));
+    let second = auditor(Arc::new(FileSink::open(&path, &audit_key()).await.unwrap()));
+    let mut handles = Vec::new();
+    for (w, writer) in [first.clone(), second.clone()].into_iter().enumerate() {
+        handles.push(tokio::spawn(async move {
+            for i in 0..300 {
+                writer
+                    .record(Action::SecretRead {
+                        name: format!("w{w}-{i}"),
+                        key_id: None,
+                    })
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for handle in handles {
+        handle.await.unwrap();
+    }
+    first.flush().await.unwrap();
+    second.flush().await.unwrap();
+    let report = verify(&path, &audit_key()).unwrap();
+    assert!(report.is_intact(), "{report}");
+    assert_eq!(report.events, 600);
+}
