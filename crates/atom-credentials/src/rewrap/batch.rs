@@ -1,17 +1,21 @@
-//! One rewrap batch: read rows not under the primary key, re-seal them in
-//! memory, write them back with compare-and-swap in one transaction, and
-//! audit the batch in that transaction.
+//! One rewrap batch, in two halves that a run overlaps (the next batch is
+//! read and sealed while this one is written):
+//!
+//! - [`Prepared`]: read rows not under the primary key, re-seal them in
+//!   memory (no write, no lock unless `SKIP LOCKED`);
+//! - write them back with compare-and-swap in one transaction, and audit
+//!   the batch in that transaction.
 
 use atom_audit::{Action, Outcome, Subject};
-use atom_crypto::{Classification, Keyring, classify};
+use atom_crypto::{Classification, KeyId, Keyring, classify};
 use sea_orm::sea_query::{LockBehavior, LockType};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
 };
 
 use super::crypto::{Row, Verdict, rewrap_rows};
-use super::swap_sql::{ROWS_PER_STATEMENT, Swap, swap_statement};
+use super::swap_sql::{Swap, swap_statements};
 use super::{RewrapFailure, RewrapOptions, not_under};
 use crate::entity::{self, Column};
 use crate::error::CredentialError;
@@ -29,15 +33,26 @@ pub(super) struct BatchOutcome {
     pub(super) more: bool,
 }
 
+/// A batch read and re-sealed in memory, not yet written.
+pub(super) struct Prepared {
+    /// Open when the rows were read `FOR UPDATE SKIP LOCKED`: their locks
+    /// are held until the write commits.
+    txn: Option<DatabaseTransaction>,
+    swaps: Vec<Swap>,
+    failures: Vec<(RewrapFailure, Option<KeyId>)>,
+    pub(super) last_id: Option<i64>,
+    pub(super) more: bool,
+}
+
 impl CredentialStore {
-    pub(super) async fn rewrap_batch_inner(
+    /// Reads the first `options.batch_size` rows after `after` (within
+    /// `options.range`) not under the primary key, and re-seals them.
+    pub(super) async fn prepare_batch(
         &self,
         keyring: &Keyring,
         after: i64,
         options: &RewrapOptions,
-        scope: &str,
-        done_before: u64,
-    ) -> Result<BatchOutcome, CredentialError> {
+    ) -> Result<Prepared, CredentialError> {
         let limit = options.batch_size.max(1);
         let mut query = entity::Entity::find()
             .select_only()
@@ -128,6 +143,32 @@ impl CredentialStore {
                 }
             }
         }
+        Ok(Prepared {
+            txn,
+            swaps,
+            failures,
+            last_id,
+            more,
+        })
+    }
+
+    /// Writes a prepared batch (compare-and-swap) and its audit events in
+    /// one transaction; a dry run writes and records nothing.
+    pub(super) async fn write_batch(
+        &self,
+        keyring: &Keyring,
+        batch: Prepared,
+        options: &RewrapOptions,
+        scope: &str,
+        done_before: u64,
+    ) -> Result<BatchOutcome, CredentialError> {
+        let Prepared {
+            txn,
+            swaps,
+            failures,
+            last_id,
+            more,
+        } = batch;
         let mut outcome = BatchOutcome {
             done: 0,
             skipped: 0,
@@ -154,13 +195,11 @@ impl CredentialStore {
         let backend = txn.get_database_backend();
         let key_id = keyring.primary_id().to_string();
         let now = db_now(self.audit.now());
-        for chunk in swaps.chunks(ROWS_PER_STATEMENT) {
-            outcome.done += txn
-                .execute_raw(swap_statement(backend, &key_id, now, chunk))
-                .await?
-                .rows_affected();
+        let attempted = swaps.len() as u64;
+        for statement in swap_statements(backend, &key_id, now, swaps) {
+            outcome.done += txn.execute_raw(statement).await?.rows_affected();
         }
-        outcome.skipped = (swaps.len() as u64).saturating_sub(outcome.done);
+        outcome.skipped = attempted.saturating_sub(outcome.done);
         for (failure, key_id) in &failures {
             let event = Action::DecryptionFailed {
                 subject: Subject::Credential {

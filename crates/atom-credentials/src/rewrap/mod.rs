@@ -226,29 +226,51 @@ impl CredentialStore {
             range => format!("{SCOPE} ({range})"),
         };
         let to = keyring.primary_id();
-        if !options.dry_run {
-            let total = self.pending(&keyring, options.range).await?;
+        // The count for the start event (a scan of the range) runs while
+        // the first batch is read and sealed; both come before any write.
+        let first = self.prepare_batch(&keyring, options.range.after, options);
+        let mut prepared = if options.dry_run {
+            first.await?
+        } else {
+            let (total, first) = tokio::join!(self.pending(&keyring, options.range), first);
             self.audit
                 .record(Action::KeyRotationStarted {
                     scope: scope.clone(),
                     to,
-                    total: Some(total),
+                    total: Some(total?),
                 })
                 .await?;
-        }
+            first?
+        };
         let mut progress = RewrapProgress::default();
-        let mut after = options.range.after;
         loop {
-            let outcome = self
-                .rewrap_batch_inner(&keyring, after, options, &scope, progress.done)
-                .await?;
+            // Pipelined: while batch N is written and committed (database
+            // work), batch N+1 is read and sealed (CPU work) on another
+            // connection. Its rows lie past N's last id, so the two never
+            // share a row; compare-and-swap still guards every write, and
+            // progress (hence the resume point) only moves when N commits.
+            // At most two batches are in memory.
+            let next_after = match (prepared.more, prepared.last_id) {
+                (true, Some(last)) => Some(last),
+                _ => None,
+            };
+            let write = self.write_batch(&keyring, prepared, options, &scope, progress.done);
+            let (written, next) = match next_after {
+                Some(after) => {
+                    let (written, next) =
+                        tokio::join!(write, self.prepare_batch(&keyring, after, options));
+                    (written, Some(next))
+                }
+                None => (write.await, None),
+            };
+            let outcome = written?;
             let more = outcome.more;
             progress.absorb(outcome);
             progress.finished = !more;
             on_batch(&progress);
-            match (more, progress.last_id) {
-                (true, Some(last)) => after = last,
-                _ => break,
+            match next {
+                Some(next) => prepared = next?,
+                None => break,
             }
         }
         if !options.dry_run {
@@ -275,8 +297,9 @@ impl CredentialStore {
         options: &RewrapOptions,
     ) -> Result<RewrapProgress, CredentialError> {
         let keyring = self.keyring_for("rewrap")?;
+        let prepared = self.prepare_batch(&keyring, after, options).await?;
         let outcome = self
-            .rewrap_batch_inner(&keyring, after, options, SCOPE, 0)
+            .write_batch(&keyring, prepared, options, SCOPE, 0)
             .await?;
         let mut progress = RewrapProgress {
             finished: !outcome.more,

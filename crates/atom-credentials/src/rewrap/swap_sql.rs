@@ -1,6 +1,6 @@
-//! The compare-and-swap UPDATE of a batch, one statement per chunk of rows:
-//! `SET encrypted_token = new, key_id = primary WHERE id = ? AND
-//! encrypted_token = old` for many rows at once, written for each backend.
+//! The compare-and-swap UPDATE of a batch: `SET encrypted_token = new,
+//! key_id = primary WHERE id = ? AND encrypted_token = old` for many rows
+//! at once, written for each backend.
 
 use chrono::NaiveDateTime;
 use sea_orm::{DbBackend, Statement, Value};
@@ -15,74 +15,117 @@ pub(super) struct Swap {
     pub(super) new: String,
 }
 
-/// Rows per statement: 3 parameters each stays far below every backend's
-/// limit (SQLite 32766, PostgreSQL and MySQL 65535).
-pub(super) const ROWS_PER_STATEMENT: usize = 500;
+/// Rows per statement where each row is bound as 3 parameters (SQLite,
+/// MySQL): stays far below every backend's limit (SQLite 32766, MySQL
+/// 65535).
+const ROWS_PER_STATEMENT: usize = 500;
 
-/// The UPDATE for `swaps`; its affected-row count is the number swapped
-/// (MySQL is told to count matched rows, and a matched row always
-/// changes, since the new token differs or the key id was stale).
-pub(super) fn swap_statement(
+/// The UPDATEs for `swaps`; the sum of their affected-row counts is the
+/// number swapped (MySQL is told to count matched rows, and a matched row
+/// always changes, since the new token differs or the key id was stale).
+///
+/// On PostgreSQL the whole batch is one statement binding three arrays
+/// (`unnest($3::bigint[], $4::text[], $5::text[])`): five parameters
+/// whatever the batch size, one prepared statement reused by every batch,
+/// instead of three parameters per row (binding and planning thousands of
+/// parameters cost about three times the update itself).
+pub(super) fn swap_statements(
     backend: DbBackend,
     key_id: &str,
     now: NaiveDateTime,
-    swaps: &[Swap],
-) -> Statement {
+    swaps: Vec<Swap>,
+) -> Vec<Statement> {
+    if swaps.is_empty() {
+        return Vec::new();
+    }
+    if backend == DbBackend::Postgres {
+        return vec![postgres(key_id, now, swaps)];
+    }
+    let mut statements = Vec::with_capacity(swaps.len().div_ceil(ROWS_PER_STATEMENT));
+    let mut swaps = swaps.into_iter().peekable();
+    while swaps.peek().is_some() {
+        let chunk: Vec<Swap> = swaps.by_ref().take(ROWS_PER_STATEMENT).collect();
+        statements.push(match backend {
+            DbBackend::MySql => mysql(key_id, now, chunk),
+            _ => sqlite(key_id, now, chunk),
+        });
+    }
+    statements
+}
+
+fn postgres(key_id: &str, now: NaiveDateTime, swaps: Vec<Swap>) -> Statement {
+    let mut ids = Vec::with_capacity(swaps.len());
+    let mut olds = Vec::with_capacity(swaps.len());
+    let mut news = Vec::with_capacity(swaps.len());
+    for s in swaps {
+        ids.push(s.id);
+        olds.push(s.old);
+        news.push(s.new);
+    }
+    statement(
+        DbBackend::Postgres,
+        &format!(
+            "UPDATE {TABLE} AS t SET encrypted_token = v.new_token, key_id = ?, updated_at = ? \
+             FROM unnest(?::bigint[], ?::text[], ?::text[]) AS v(id, old_token, new_token) \
+             WHERE t.id = v.id AND t.encrypted_token = v.old_token"
+        ),
+        vec![
+            key_id.into(),
+            now.into(),
+            ids.into(),
+            olds.into(),
+            news.into(),
+        ],
+    )
+}
+
+fn mysql(key_id: &str, now: NaiveDateTime, swaps: Vec<Swap>) -> Statement {
     let mut values: Vec<Value> = Vec::with_capacity(swaps.len() * 3 + 2);
-    let rows = |values: &mut Vec<Value>, row_sql: &str, sep: &str| {
-        let mut sql = String::with_capacity(swaps.len() * (row_sql.len() + sep.len()));
-        for (i, s) in swaps.iter().enumerate() {
-            if i > 0 {
-                sql.push_str(sep);
-            }
-            sql.push_str(row_sql);
-            values.push(s.id.into());
-            values.push(s.old.as_str().into());
-            values.push(s.new.as_str().into());
+    let mut union = String::with_capacity(swaps.len() * 28);
+    for (i, s) in swaps.into_iter().enumerate() {
+        union.push_str(if i == 0 {
+            "SELECT ? AS id, ? AS old_token, ? AS new_token"
+        } else {
+            " UNION ALL SELECT ?, ?, ?"
+        });
+        values.push(s.id.into());
+        values.push(s.old.into());
+        values.push(s.new.into());
+    }
+    values.push(key_id.into());
+    values.push(now.into());
+    statement(
+        DbBackend::MySql,
+        &format!(
+            "UPDATE {TABLE} AS t JOIN ({union}) AS v \
+             ON t.id = v.id AND t.encrypted_token = v.old_token COLLATE utf8mb4_bin \
+             SET t.encrypted_token = v.new_token, t.key_id = ?, t.updated_at = ?"
+        ),
+        values,
+    )
+}
+
+fn sqlite(key_id: &str, now: NaiveDateTime, swaps: Vec<Swap>) -> Statement {
+    let mut values: Vec<Value> = Vec::with_capacity(swaps.len() * 3 + 2);
+    values.push(key_id.into());
+    values.push(now.into());
+    let mut list = String::with_capacity(swaps.len() * 11);
+    for (i, s) in swaps.into_iter().enumerate() {
+        if i > 0 {
+            list.push_str(", ");
         }
-        sql
-    };
-    let sql = match backend {
-        DbBackend::Postgres => {
-            values.push(key_id.into());
-            values.push(now.into());
-            let list = rows(&mut values, "(?::bigint, ?::text, ?::text)", ", ");
-            format!(
-                "UPDATE {TABLE} AS t SET encrypted_token = v.new_token, key_id = ?, updated_at = ? \
-                 FROM (VALUES {list}) AS v(id, old_token, new_token) \
-                 WHERE t.id = v.id AND t.encrypted_token = v.old_token"
-            )
-        }
-        DbBackend::MySql => {
-            let mut union = String::with_capacity(swaps.len() * 28);
-            for (i, s) in swaps.iter().enumerate() {
-                union.push_str(if i == 0 {
-                    "SELECT ? AS id, ? AS old_token, ? AS new_token"
-                } else {
-                    " UNION ALL SELECT ?, ?, ?"
-                });
-                values.push(s.id.into());
-                values.push(s.old.as_str().into());
-                values.push(s.new.as_str().into());
-            }
-            values.push(key_id.into());
-            values.push(now.into());
-            format!(
-                "UPDATE {TABLE} AS t JOIN ({union}) AS v \
-                 ON t.id = v.id AND t.encrypted_token = v.old_token COLLATE utf8mb4_bin \
-                 SET t.encrypted_token = v.new_token, t.key_id = ?, t.updated_at = ?"
-            )
-        }
-        _ => {
-            values.push(key_id.into());
-            values.push(now.into());
-            let list = rows(&mut values, "(?, ?, ?)", ", ");
-            format!(
-                "UPDATE {TABLE} SET encrypted_token = v.column3, key_id = ?, updated_at = ? \
-                 FROM (VALUES {list}) AS v \
-                 WHERE {TABLE}.id = v.column1 AND {TABLE}.encrypted_token = v.column2"
-            )
-        }
-    };
-    statement(backend, &sql, values)
+        list.push_str("(?, ?, ?)");
+        values.push(s.id.into());
+        values.push(s.old.into());
+        values.push(s.new.into());
+    }
+    statement(
+        DbBackend::Sqlite,
+        &format!(
+            "UPDATE {TABLE} SET encrypted_token = v.column3, key_id = ?, updated_at = ? \
+             FROM (VALUES {list}) AS v \
+             WHERE {TABLE}.id = v.column1 AND {TABLE}.encrypted_token = v.column2"
+        ),
+        values,
+    )
 }
