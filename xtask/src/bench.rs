@@ -188,7 +188,7 @@ fn python_url(url: &str) -> Result<String, Error> {
             let path = rest.split('?').next().unwrap_or(rest);
             Ok(format!("sqlite:///{path}.python.db"))
         }
-        "postgres" | "postgresql" => Ok(format!("postgresql://{rest}")),
+        "postgres" | "postgresql" => Ok(format!("postgresql+psycopg2://{rest}")),
         "mysql" | "mariadb" => Ok(format!("mysql+pymysql://{rest}")),
         _ => Err(Error::Usage(format!(
             "the Python anchor cannot use {}",
@@ -393,7 +393,7 @@ mod tests {
         );
         assert_eq!(
             python_url("postgres://postgres@127.0.0.1:5432/test").unwrap(),
-            "postgresql://postgres@127.0.0.1:5432/test"
+            "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
         );
     }
 

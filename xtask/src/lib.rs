@@ -30,6 +30,7 @@ pub use bench::{
     BenchOptions, BenchReport, PythonFigure, bench_rotate, default_anchor_dir, peak_memory_kib,
     run_python_anchor,
 };
+pub use engine::default_workers;
 pub use error::Error;
 pub use inventory::{BadValue, CredentialCounts, Inventory, SecretsCounts};
 pub use keyfiles::KeyFiles;

@@ -85,7 +85,8 @@ struct RotateArgs {
     /// The credential database, to rotate `user_credentials`.
     #[arg(long, value_name = "URL", env = "DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
-    /// Parallel rewrap workers [default: available cores].
+    /// Parallel rewrap workers [default: the number of cores for SQLite,
+    /// 4x that for PostgreSQL and MariaDB].
     #[arg(long, value_name = "N")]
     workers: Option<u32>,
     /// Rows per batch (one transaction each).
@@ -119,7 +120,7 @@ struct BenchArgs {
     /// postgres://postgres@127.0.0.1:5432/test.
     #[arg(long, value_name = "URL")]
     database_url: String,
-    /// Parallel rewrap workers [default: available cores].
+    /// Parallel rewrap workers [default: as rotate-keys].
     #[arg(long)]
     workers: Option<u32>,
     /// Rows per batch.
@@ -175,9 +176,10 @@ fn rotate_keys(args: RotateArgs) -> Result<u8> {
     options.new_key_file = args.new_key_file;
     options.secrets_dir = args.secrets_dir;
     options.database_url = args.database_url.filter(|u| !u.trim().is_empty());
-    if let Some(workers) = args.workers {
-        options.workers = workers.max(1);
-    }
+    options.workers = args
+        .workers
+        .unwrap_or_else(|| xtask::default_workers(options.database_url.as_deref()))
+        .max(1);
     options.batch_size = args.batch_size.max(1);
     options.skip_locked = args.skip_locked;
     options.dry_run = args.dry_run;
@@ -238,7 +240,7 @@ fn bench_rotate(args: &BenchArgs) -> Result<u8> {
     }
     let workers = args
         .workers
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
+        .unwrap_or_else(|| xtask::default_workers(Some(&args.database_url)));
     let options = BenchOptions {
         rows: args.rows,
         database_url: args.database_url.clone(),
