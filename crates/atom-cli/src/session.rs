@@ -7,7 +7,9 @@ use atom_audit::{Actor, Auditor, Fingerprinter};
 use atom_credentials::CredentialStore;
 use atom_crypto::{Keyring, Protection, protection_from_env};
 use atom_secrets_file::{AuditedSecrets, SecretsDir};
-use atom_server::{DEFAULT_AUDIT_LOG, ENV_AUDIT_LOG, open_auditor, open_store};
+use atom_server::{
+    DEFAULT_AUDIT_LOG, ENV_AUDIT_LOG, development_allowed, open_auditor, open_store,
+};
 
 /// Options every command takes.
 #[derive(clap::Args)]
@@ -50,7 +52,8 @@ impl GlobalArgs {
     }
 
     pub(crate) async fn auditor(&self) -> anyhow::Result<(Auditor, Fingerprinter)> {
-        open_auditor(&self.audit_log, actor())
+        let development = development_allowed(self.require_encryption)?;
+        open_auditor(&self.audit_log, actor(), development)
             .await
             .with_context(|| format!("cannot open the audit log {}", self.audit_log.display()))
     }

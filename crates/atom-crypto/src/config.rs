@@ -44,6 +44,15 @@ pub fn protection_from_env(require_encryption: bool) -> Result<Protection, Crypt
     protection_from(|name| std::env::var(name).ok(), require_encryption)
 }
 
+/// Whether [`ENV_REQUIRE_ENCRYPTION`] asks for encryption (and so for
+/// production settings: no development fallbacks anywhere).
+pub fn encryption_required_by_env() -> Result<bool, CryptoError> {
+    flag(
+        &|name: &str| std::env::var(name).ok(),
+        ENV_REQUIRE_ENCRYPTION,
+    )
+}
+
 /// Reads the key configuration through `lookup` (an environment).
 ///
 /// - [`ENV_KEY`] or [`ENV_KEY_FILE`] (not both) is the primary key.

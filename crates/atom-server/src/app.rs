@@ -129,12 +129,24 @@ async fn deny(
         })
 }
 
+/// `admin:<sub>` or `user:<sub>`: the role is the prefix, so no `sub` can
+/// make a user look like an administrator in the trail.
 fn actor(principal: &Principal) -> Actor {
-    Actor::new(format!(
-        "user:{}{}",
-        principal.user,
-        if principal.admin { " (admin)" } else { "" }
-    ))
+    let role = if principal.admin { "admin" } else { "user" };
+    Actor::new(format!("{role}:{}", principal.user))
+}
+
+/// An identifier from the request path as it may enter an audit event
+/// before it is validated: at most 64 characters, control characters
+/// escaped, so unauthenticated requests cannot write large or forged
+/// lines into the trail.
+fn bounded(id: &str) -> String {
+    const MAX: usize = 64;
+    let mut out: String = id.chars().take(MAX).flat_map(char::escape_debug).collect();
+    if id.chars().count() > MAX {
+        out.push_str("...");
+    }
+    out
 }
 
 /// The store acting as `principal`, so its events name who asked.
@@ -156,11 +168,11 @@ async fn authorize(
 ) -> Result<(Principal, UserId, Option<Provider>), ApiError> {
     let subject = || match provider {
         Some(p) => Subject::Credential {
-            user: user.to_owned(),
-            provider: p.to_owned(),
+            user: bounded(user),
+            provider: bounded(p),
         },
         None => Subject::User {
-            user: user.to_owned(),
+            user: bounded(user),
         },
     };
     let principal = authenticate(state, headers, subject).await?;
@@ -271,16 +283,20 @@ async fn get_credential(
     State(state): State<AppState>,
     headers: HeaderMap,
     p: Result<Path<(String, String)>, PathRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<impl axum::response::IntoResponse, ApiError> {
     let (user, provider) = path(p)?;
     let (principal, user, provider) = authorize(&state, &headers, &user, Some(&provider)).await?;
     let provider = provider.ok_or_else(|| ApiError::internal("provider missing"))?;
     let token = store_for(&state, &principal).get(&user, &provider).await?;
-    Ok(Json(json!({
-        "user": user.as_str(),
-        "provider": provider.as_str(),
-        "token": token.expose_secret(),
-    })))
+    // A token must not be kept by caches between here and the client.
+    Ok((
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(json!({
+            "user": user.as_str(),
+            "provider": provider.as_str(),
+            "token": token.expose_secret(),
+        })),
+    ))
 }
 
 async fn list_credentials(

@@ -88,9 +88,11 @@ impl JwtKeys {
     }
 
     /// Loads the secret from [`ENV_JWT_SECRET`] or [`ENV_JWT_SECRET_FILE`];
-    /// with neither, from (or, the first time, into) `default_file`, so a
-    /// development server and `atom-server token` agree without setup.
-    pub fn from_env_or_file(default_file: &Path) -> Result<JwtKeys, String> {
+    /// with neither and `development` allowed, from (or, the first time,
+    /// into) `default_file`, so a development server and `atom-server token`
+    /// agree without setup. Without `development` (production settings),
+    /// a missing secret is an error.
+    pub fn from_env_or_file(default_file: &Path, development: bool) -> Result<JwtKeys, String> {
         let text = match (
             std::env::var(ENV_JWT_SECRET).ok(),
             std::env::var(ENV_JWT_SECRET_FILE).ok(),
@@ -102,14 +104,19 @@ impl JwtKeys {
             }
             (Some(text), None) => text,
             (None, Some(path)) => read_secret(Path::new(&path))?,
+            (None, None) if !development => {
+                return Err(format!(
+                    "{ENV_JWT_SECRET} (or {ENV_JWT_SECRET_FILE}) is not set, and production settings (ATOM_REQUIRE_ENCRYPTION) allow no development secret; set it to 32+ random bytes, e.g. from: atom key generate --quiet"
+                ));
+            }
             (None, None) => {
                 if !default_file.exists() {
                     write_new_secret(default_file)?;
-                    tracing::warn!(
-                        file = %default_file.display(),
-                        "no {ENV_JWT_SECRET} set: created a development JWT secret; set {ENV_JWT_SECRET} or {ENV_JWT_SECRET_FILE} in production"
-                    );
                 }
+                tracing::warn!(
+                    file = %default_file.display(),
+                    "no {ENV_JWT_SECRET} set: using the development JWT secret file; anyone who can read it can mint tokens. Set {ENV_JWT_SECRET} or {ENV_JWT_SECRET_FILE} in production"
+                );
                 read_secret(default_file)?
             }
         };
@@ -142,6 +149,11 @@ impl JwtKeys {
             .ok_or(AuthError::Missing)?;
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| AuthError::Invalid(describe(e.kind())))?;
+        if atom_credentials::UserId::parse(&data.claims.sub).is_err() {
+            return Err(AuthError::Invalid(
+                "its `sub` is not a user id (1 to 255 bytes, no control characters or surrounding spaces)".into(),
+            ));
+        }
         Ok(Principal {
             user: data.claims.sub,
             admin: data.claims.admin,

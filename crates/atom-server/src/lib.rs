@@ -16,7 +16,10 @@ pub use configuration::{
     CredentialCounts, KeyEntry, SecurityConfiguration, security_configuration,
 };
 pub use error::ApiError;
-pub use setup::{DEFAULT_AUDIT_LOG, ENV_AUDIT_LOG, development_key_path, open_auditor, open_store};
+pub use setup::{
+    DEFAULT_AUDIT_LOG, ENV_AUDIT_LOG, development_allowed, development_key_path, open_auditor,
+    open_store,
+};
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets
 /// in-flight requests finish.

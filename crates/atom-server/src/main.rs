@@ -10,7 +10,8 @@ use atom_audit::Actor;
 use atom_crypto::protection_from_env;
 use atom_secrets_file::{AuditedSecrets, SecretsDir};
 use atom_server::{
-    AppState, DEFAULT_AUDIT_LOG, ENV_AUDIT_LOG, JwtKeys, open_auditor, open_store, router, serve,
+    AppState, DEFAULT_AUDIT_LOG, ENV_AUDIT_LOG, JwtKeys, development_allowed, open_auditor,
+    open_store, router, serve,
 };
 use clap::{Parser, Subcommand};
 
@@ -28,7 +29,12 @@ struct Cli {
     #[arg(long, env = "ATOM_BIND", default_value = "127.0.0.1:8000")]
     bind: SocketAddr,
     /// Database URL (SQLite, PostgreSQL or MariaDB/MySQL).
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://atom.db")]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        hide_env_values = true,
+        default_value = "sqlite://atom.db"
+    )]
     database_url: String,
     /// Folder of secrets.json / secrets.enc.
     #[arg(long, env = "ATOM_SECRETS_DIR", default_value = ".")]
@@ -87,7 +93,8 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let jwt = JwtKeys::from_env_or_file(std::path::Path::new(DEFAULT_JWT_SECRET_FILE))
+    let development = development_allowed(cli.require_encryption)?;
+    let jwt = JwtKeys::from_env_or_file(std::path::Path::new(DEFAULT_JWT_SECRET_FILE), development)
         .map_err(anyhow::Error::msg)?;
     if let Some(Command::Token { user, admin, ttl }) = cli.command {
         let now = std::time::SystemTime::now()
@@ -102,9 +109,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 
     let protection = protection_from_env(cli.require_encryption)?;
-    let (auditor, fingerprints) = open_auditor(&cli.audit_log, Actor::new("atom-server"))
-        .await
-        .with_context(|| format!("cannot open the audit log {}", cli.audit_log.display()))?;
+    let (auditor, fingerprints) =
+        open_auditor(&cli.audit_log, Actor::new("atom-server"), development)
+            .await
+            .with_context(|| format!("cannot open the audit log {}", cli.audit_log.display()))?;
     let secrets = SecretsDir::new(&cli.secrets_dir);
     let migration = AuditedSecrets::new(secrets.clone(), auditor.clone(), fingerprints)
         .auto_migrate(&protection)

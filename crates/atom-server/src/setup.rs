@@ -10,6 +10,13 @@ use atom_audit::{
 use atom_credentials::{CredentialStore, DatabaseUrl, MigrationReport, StoreConfig};
 use atom_crypto::Protection;
 
+/// Whether development fallbacks (generated JWT secret and audit key files)
+/// are allowed: not under production settings, i.e. when encryption is
+/// required by `--require-encryption` or `ATOM_REQUIRE_ENCRYPTION=1`.
+pub fn development_allowed(require_encryption_flag: bool) -> anyhow::Result<bool> {
+    Ok(!(require_encryption_flag || atom_crypto::encryption_required_by_env()?))
+}
+
 /// Where the audit log goes unless `ATOM_AUDIT_LOG` or a flag says otherwise.
 pub const DEFAULT_AUDIT_LOG: &str = "atom-audit.jsonl";
 /// The audit log path variable.
@@ -17,11 +24,30 @@ pub const ENV_AUDIT_LOG: &str = "ATOM_AUDIT_LOG";
 
 /// The auditor every binary uses: the seed's tracing line plus the
 /// hash-chained file log at `log`, fail-closed unless `ATOM_AUDIT_FAIL_OPEN=1`.
-/// The audit key comes from `ATOM_AUDIT_KEY(_FILE)`, or a development key
-/// file next to the log (`<log>.key`), created on first use.
-pub async fn open_auditor(log: &Path, actor: Actor) -> anyhow::Result<(Auditor, Fingerprinter)> {
+/// The audit key comes from `ATOM_AUDIT_KEY(_FILE)`; with `development`
+/// allowed and neither set, from a development key file next to the log
+/// (`<log>.key`), created on first use and warned about on every start.
+pub async fn open_auditor(
+    log: &Path,
+    actor: Actor,
+    development: bool,
+) -> anyhow::Result<(Auditor, Fingerprinter)> {
     let lookup = |name: &str| std::env::var(name).ok();
-    let key = audit_key_or_development(lookup, &development_key_path(log))?;
+    let key = if development {
+        let dev = development_key_path(log);
+        let key = audit_key_or_development(lookup, &dev)?;
+        if lookup(atom_audit::ENV_AUDIT_KEY).is_none()
+            && lookup(atom_audit::ENV_AUDIT_KEY_FILE).is_none()
+        {
+            tracing::warn!(
+                file = %dev.display(),
+                "no ATOM_AUDIT_KEY set: the audit chain uses the development key file next to the log, so whoever can rewrite the log can also re-chain it. Set ATOM_AUDIT_KEY or ATOM_AUDIT_KEY_FILE (kept elsewhere) in production"
+            );
+        }
+        key
+    } else {
+        atom_audit::audit_key_from(lookup)?
+    };
     let file = FileSink::open(log.to_path_buf(), &key).await?;
     let mode = FailureMode::from_lookup(lookup)?;
     let sink = FanOut::new().with(TracingSink::new()).with(file);

@@ -97,6 +97,12 @@ async fn auth_matrix() {
     let (status, body) = get(&c, &s, Some(&admin), path).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["token"], TOKEN);
+    let resp = c.get(s.url(path)).bearer_auth(&alice).send().await.unwrap();
+    assert_eq!(
+        resp.headers()["cache-control"],
+        "no-store",
+        "tokens are not cached"
+    );
 
     // Every refusal is audited as a denial.
     assert_eq!(
@@ -305,5 +311,38 @@ async fn bad_requests_get_a_json_4xx_and_change_nothing() {
     // Nothing was stored.
     let (_, body) = get(&c, &s, Some(&alice), "/api/users/alice/credentials").await;
     assert_eq!(body["credentials"], json!([]));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn denials_record_bounded_ids_and_actors_cannot_be_spoofed() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path(), &sqlite_url(dir.path())).await;
+    let c = Client::new();
+    let long = "u".repeat(5000);
+    let (status, _) = get(&c, &s, None, &format!("/api/users/{long}/credentials")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let events = s.events.events();
+    let recorded = format!("{:?}", events.last().unwrap().action);
+    assert!(
+        recorded.len() < 300,
+        "an unauthenticated path was recorded whole: {} bytes",
+        recorded.len()
+    );
+
+    // A `sub` crafted to read like an administrator is still a user.
+    let spoof = s.token("bob (admin)", false);
+    let (status, _) = get(&c, &s, Some(&spoof), "/api/users/alice/credentials").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let actor = s.events.events().last().unwrap().actor.clone().unwrap();
+    assert_eq!(actor.as_str(), "user:bob (admin)");
+    // A `sub` that is not a user id is not a valid token.
+    let bad_sub = s.token(" padded", false);
+    assert_eq!(
+        get(&c, &s, Some(&bad_sub), "/api/users/alice/credentials")
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
     s.stop().await;
 }

@@ -71,3 +71,24 @@ fn http_get(addr: &str, path: &str) -> String {
     stream.read_to_string(&mut out).unwrap();
     out
 }
+
+#[test]
+fn production_settings_refuse_development_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = atom_crypto::Key::generate().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_atom-server"))
+        .current_dir(dir.path())
+        .args(["--bind", "127.0.0.1:0"])
+        .env_clear()
+        .env("ENCRYPTION_KEY", key.expose_base64().as_str())
+        .env("ATOM_REQUIRE_ENCRYPTION", "1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ATOM_JWT_SECRET"), "{err}");
+    assert!(
+        !dir.path().join("atom-jwt.secret").exists(),
+        "no development secret was made"
+    );
+}
