@@ -72,7 +72,7 @@ impl SecretsDir {
         }
 
         let bytes = dir::render(&out).map_err(|e| Error::io(&plain_path, "render", e))?;
-        let kept_plaintext = match parse::read_entries_if_exists(&plain_path, u64::MAX) {
+        let kept_plaintext = match parse::read_entries_if_exists(&plain_path, self.max_size()) {
             Ok(Some(current)) if same_entries(&current, &out) => None,
             Ok(None) => {
                 self.write_bytes(&plain_path, &bytes)?;

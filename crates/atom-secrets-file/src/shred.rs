@@ -126,14 +126,16 @@ fn uncovered(plain: &Entries, clear: &Entries, stored: &Entries) -> Vec<String> 
 }
 
 fn shred_file(path: &Path) -> Result<()> {
-    let len = std::fs::metadata(path)
-        .map_err(|e| Error::io(path, "inspect", e))?
-        .len();
-    // Best effort: overwrite in place before unlinking.
-    if let Ok(mut file) = OpenOptions::new().write(true).open(path) {
-        let zeros = vec![0u8; usize::try_from(len).unwrap_or(0)];
-        if file.write_all(&zeros).is_ok() {
-            let _ = file.sync_all();
+    let meta = std::fs::symlink_metadata(path).map_err(|e| Error::io(path, "inspect", e))?;
+    // Best effort: overwrite in place before unlinking, but only a regular
+    // file that has no other name: zeroing through a link would destroy the
+    // file it points at, or a kept copy that shares the inode.
+    if meta.file_type().is_file() && link_count(&meta) == 1 {
+        if let Ok(mut file) = OpenOptions::new().write(true).open(path) {
+            let zeros = vec![0u8; usize::try_from(meta.len()).unwrap_or(0)];
+            if file.write_all(&zeros).is_ok() {
+                let _ = file.sync_all();
+            }
         }
     }
     std::fs::remove_file(path).map_err(|e| Error::io(path, "remove", e))?;
@@ -156,4 +158,15 @@ fn other_copies(dir: &Path) -> Vec<PathBuf> {
         .collect();
     copies.sort();
     copies
+}
+
+#[cfg(unix)]
+fn link_count(meta: &std::fs::Metadata) -> u64 {
+    use std::os::unix::fs::MetadataExt as _;
+    meta.nlink()
+}
+
+#[cfg(not(unix))]
+fn link_count(_meta: &std::fs::Metadata) -> u64 {
+    1
 }

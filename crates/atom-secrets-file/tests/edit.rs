@@ -265,3 +265,33 @@ fn concurrent_writers_lose_nothing() {
     assert_eq!(dir.list().expect("list").len(), 100);
     assert!(dir.verify(&ring).expect("verify").is_ok());
 }
+
+#[cfg(unix)]
+#[test]
+fn shred_never_zeroes_through_a_link() {
+    let tmp = temp();
+    let elsewhere = temp();
+    let target = elsewhere.path().join("real-secrets.json");
+    std::fs::write(&target, r#"{"a": "1"}"#).expect("write");
+    std::os::unix::fs::symlink(&target, tmp.path().join("secrets.json")).expect("symlink");
+    let ring = keyring();
+    let dir = SecretsDir::new(tmp.path());
+    dir.migrate(&ring).expect("migrate");
+    // A second name for the backup (as a kept copy would be).
+    std::fs::hard_link(dir.backup_path(), tmp.path().join("backup-copy")).expect("link");
+
+    let report = dir
+        .shred_plaintext(&ring, ShredOptions::default())
+        .expect("shred");
+    assert_eq!(report.removed.len(), 2);
+    assert_eq!(
+        std::fs::read_to_string(&target).expect("target"),
+        r#"{"a": "1"}"#,
+        "the file behind the link is untouched"
+    );
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("backup-copy")).expect("copy"),
+        r#"{"a": "1"}"#,
+        "the other name of the backup still reads"
+    );
+}
