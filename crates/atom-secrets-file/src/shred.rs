@@ -130,12 +130,13 @@ fn shred_file(path: &Path) -> Result<()> {
     // Best effort: overwrite in place before unlinking, but only a regular
     // file that has no other name: zeroing through a link would destroy the
     // file it points at, or a kept copy that shares the inode.
-    if meta.file_type().is_file() && link_count(&meta) == 1 {
-        if let Ok(mut file) = OpenOptions::new().write(true).open(path) {
-            let zeros = vec![0u8; usize::try_from(meta.len()).unwrap_or(0)];
-            if file.write_all(&zeros).is_ok() {
-                let _ = file.sync_all();
-            }
+    if meta.file_type().is_file()
+        && link_count(&meta) == 1
+        && let Ok(mut file) = OpenOptions::new().write(true).open(path)
+    {
+        let zeros = vec![0u8; usize::try_from(meta.len()).unwrap_or(0)];
+        if file.write_all(&zeros).is_ok() {
+            let _ = file.sync_all();
         }
     }
     std::fs::remove_file(path).map_err(|e| Error::io(path, "remove", e))?;
