@@ -57,7 +57,9 @@ pub fn encryption_required_by_env() -> Result<bool, CryptoError> {
 ///
 /// - [`ENV_KEY`] or [`ENV_KEY_FILE`] (not both) is the primary key.
 /// - [`ENV_PREVIOUS_KEYS`] or [`ENV_PREVIOUS_KEYS_FILE`] (not both) lists
-///   decrypt-only keys; they need a primary key.
+///   decrypt-only keys; they need a primary key. The primary listed there
+///   too is ignored (rotation swaps the files one at a time); any other
+///   key listed twice is an error.
 /// - A key that is set but does not parse is an error, never plaintext mode.
 /// - No key at all is plaintext mode (warned) unless `require_encryption` or
 ///   [`ENV_REQUIRE_ENCRYPTION`] asks for encryption, which makes it an error.
@@ -98,8 +100,17 @@ pub fn protection_from(
         );
         return Ok(Protection::Plaintext);
     };
+    // The primary may also be listed among the previous keys, as it is for
+    // a moment while a rotation swaps the key files (cargo xtask
+    // rotate-keys, promote); it is the same key, used once. Any other
+    // repetition is an error (Keyring::from_entries).
+    let primary_id = primary.0.id();
     let mut entries = vec![primary];
-    entries.extend(previous);
+    entries.extend(
+        previous
+            .into_iter()
+            .filter(|(key, _)| key.id() != primary_id),
+    );
     Ok(Protection::Encrypted(Keyring::from_entries(entries)?))
 }
 

@@ -96,8 +96,21 @@ fn primary_and_previous_keys() {
         "{err}"
     );
 
+    // The primary also listed as previous (mid-rotation) is the same key, once.
+    let both = format!("{p},{}", key_text(2));
+    let ring = protection_from(
+        env(&[("ENCRYPTION_KEY", &p), ("ENCRYPTION_PREVIOUS_KEYS", &both)]),
+        false,
+    )
+    .unwrap()
+    .keyring()
+    .cloned()
+    .unwrap();
+    assert_eq!(ring.key_ids().count(), 2);
+    // Any other key twice is an error.
+    let twice = format!("{},{}", key_text(2), key_text(2));
     let err = protection_from(
-        env(&[("ENCRYPTION_KEY", &p), ("ENCRYPTION_PREVIOUS_KEYS", &p)]),
+        env(&[("ENCRYPTION_KEY", &p), ("ENCRYPTION_PREVIOUS_KEYS", &twice)]),
         false,
     )
     .unwrap_err();
