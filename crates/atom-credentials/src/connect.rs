@@ -8,6 +8,10 @@ use crate::config::StoreConfig;
 use crate::error::CredentialError;
 use crate::url::{Backend, redact_urls_in};
 
+/// Rows an SQLite connection's worker thread may queue ahead of the reader:
+/// one default rewrap batch.
+const SQLITE_ROW_BUFFER: usize = crate::rewrap::DEFAULT_BATCH_SIZE as usize;
+
 /// Connects with the pool settings of `config`. Errors name the URL with
 /// its password redacted.
 pub(crate) async fn connect(config: &StoreConfig) -> Result<DatabaseConnection, CredentialError> {
@@ -37,6 +41,12 @@ pub(crate) async fn connect(config: &StoreConfig) -> Result<DatabaseConnection, 
         opt.map_sqlx_sqlite_opts(|o| {
             o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                 .busy_timeout(Duration::from_secs(30))
+                // Rows come from the connection's worker thread through a
+                // channel; sqlx's default of 50 makes a 1000-row rewrap
+                // batch ping-pong between threads 20 times. A batch's worth
+                // is bounded by the caller's LIMIT, and `all()` collects
+                // every row anyway.
+                .row_buffer_size(SQLITE_ROW_BUFFER)
         });
     }
     Database::connect(opt).await.map_err(|e| {
