@@ -44,6 +44,13 @@ pub struct CredentialStore {
     pub(crate) protection: Protection,
     pub(crate) plaintext_transition: bool,
     pub(crate) audit: StoreAudit,
+    /// Taken by rewrap batches on SQLite around their write transaction.
+    /// SQLite has one writer at a time; a second `BEGIN IMMEDIATE` waits in
+    /// SQLite's busy handler, which sleeps in growing steps (1, 2, 5, 10
+    /// ms...) and leaves the lock idle after it is freed. Queueing this
+    /// store's own rewrap workers here hands the lock over at once. Other
+    /// writers (puts, other processes) still meet the busy timeout.
+    pub(crate) sqlite_rewrap_writer: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl fmt::Debug for CredentialStore {
@@ -81,6 +88,7 @@ impl CredentialStore {
             protection,
             plaintext_transition: config.plaintext_transition,
             audit: StoreAudit::new(auditor),
+            sqlite_rewrap_writer: Arc::default(),
         };
         Ok((store, report))
     }
