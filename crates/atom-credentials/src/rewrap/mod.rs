@@ -10,6 +10,9 @@
 //!   row counts as skipped (the put sealed it under the primary anyway).
 //! - Progress (done, skipped, failed with reasons, last id) lets a caller
 //!   report and resume: pass `last_id` back as the range start.
+//! - Pipelined: the next batch is read and sealed (CPU) while the current
+//!   one is written and committed (database), on another connection;
+//!   writes stay in order and at most two batches are in memory.
 //! - Several workers: give each a disjoint [`IdRange`] from
 //!   [`CredentialStore::split_ids`] (any backend, any host), and/or on
 //!   PostgreSQL let them share a range with `skip_locked` (each batch is
