@@ -125,13 +125,15 @@ pub fn redact_url(url: &str) -> String {
     };
     let authority_start = scheme_end + 3;
     let rest = &url[authority_start..];
-    let authority_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..authority_len];
     let mut out = String::with_capacity(url.len());
     out.push_str(&url[..authority_start]);
-    match authority.rfind('@') {
+    // The user-info ends at the LAST '@': a password may hold '/', '?',
+    // '#' or '@' unescaped, and cutting at the first of those would leave
+    // the rest of it in the output. (An '@' later in the URL only makes the
+    // redaction wider, never narrower.)
+    let host_part = match rest.rfind('@') {
         Some(at) => {
-            let userinfo = &authority[..at];
+            let userinfo = &rest[..at];
             match userinfo.split_once(':') {
                 Some((user, _password)) => {
                     out.push_str(user);
@@ -139,11 +141,14 @@ pub fn redact_url(url: &str) -> String {
                 }
                 None => out.push_str(userinfo),
             }
-            out.push_str(&authority[at..]);
+            out.push('@');
+            &rest[at + 1..]
         }
-        None => out.push_str(authority),
-    }
-    out.push_str(&redact_query(&rest[authority_len..]));
+        None => rest,
+    };
+    let host_len = host_part.find(['/', '?', '#']).unwrap_or(host_part.len());
+    out.push_str(&host_part[..host_len]);
+    out.push_str(&redact_query(&host_part[host_len..]));
     out
 }
 
@@ -210,6 +215,12 @@ mod tests {
                 "postgres://u@h/db?password=***&sslmode=require",
             ),
             ("postgres://u:@h/db", "postgres://u:***@h/db"),
+            // Unescaped '/', '?' and '#' inside a password.
+            ("postgres://u:pa/ss@h/db", "postgres://u:***@h/db"),
+            (
+                "postgres://u:a?b#c/d@h:5432/db?sslmode=require",
+                "postgres://u:***@h:5432/db?sslmode=require",
+            ),
             ("sqlite://atom.db?mode=rwc", "sqlite://atom.db?mode=rwc"),
             ("postgres://h/db", "postgres://h/db"),
             ("not a url", "not a url"),
