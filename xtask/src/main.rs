@@ -351,7 +351,7 @@ fn bench_tokens(anchor_dir: &Path) -> Result<()> {
         "-p",
         "atom-crypto",
         "--example",
-        "throughput",
+        "token_throughput",
     ]))?;
     let anchor = root.join(anchor_dir).join("bench_tokens.py");
     if !anchor.exists() {
