@@ -30,10 +30,12 @@
 //! the file grew since its own last write and, if so, continues the chain
 //! from the last record (after authenticating it), then encodes, chains and
 //! writes its record with a single `write` of one whole line: lines never
-//! interleave and the chain never forks. The append runs on tokio's
-//! blocking pool in a job that owns the lock guard, so a caller that gives
-//! up waiting (its future is dropped) cannot leave the chain state behind
-//! the file. The fsync (milliseconds on some disks) runs after both locks
+//! interleave and the chain never forks. When the file lock is free (the
+//! usual case) the append runs inline, with no `.await` between taking the
+//! locks and updating the chain state; when another process holds it, the
+//! append waits on tokio's blocking pool in a job that owns the guard.
+//! Either way a caller that gives up waiting (its future is dropped) cannot
+//! leave the chain state behind the file. The fsync (milliseconds on some disks) runs after both locks
 //! are released, so other tasks keep appending meanwhile and one fsync
 //! covers all of their records written so far. Checkpoints are written
 //! under both locks, so the checkpoint file always names the newest one.
@@ -210,22 +212,35 @@ impl FileSink {
 impl AuditSink for FileSink {
     async fn record(&self, event: &AuditEvent) -> Result<(), AuditError> {
         let mut guard = Arc::clone(&self.writer).lock_owned().await;
-        let event = event.clone();
-        // The append runs on the blocking pool (it takes the cross-process
-        // file lock); the job owns the guard, so a caller that stops
-        // waiting cannot leave the chain state and the file disagreeing.
-        let sync = self
-            .blocking(move || {
-                Ok(match guard.append(&event)? {
-                    Next::Done => None,
-                    Next::Sync => Some(guard.sync_handle()),
+        // Fast path: no other process holds the log's lock, and the write
+        // (to the page cache) runs inline with no `.await` between taking
+        // the lock and updating the chain, so a caller that stops waiting
+        // cannot leave the chain state behind the file. When another
+        // process holds the lock, wait for it on the blocking pool in a job
+        // that owns the guard, for the same reason.
+        let (guard, next) = match guard.try_append(event)? {
+            Some(next) => (guard, next),
+            None => {
+                let event = event.clone();
+                self.blocking(move || {
+                    let next = guard.append(&event)?;
+                    Ok((guard, next))
                 })
-            })
-            .await?;
-        match sync {
+                .await?
+            }
+        };
+        match next {
+            Next::Done => Ok(()),
             // fsync without the lock, so that concurrent syncs overlap.
-            Some(sync) => self.blocking(move || sync.run()).await,
-            None => Ok(()),
+            Next::Sync => {
+                let sync = guard.sync_handle();
+                drop(guard);
+                self.blocking(move || sync.run()).await
+            }
+            Next::Checkpoint => {
+                let mut guard = guard;
+                self.blocking(move || guard.checkpoint_locked()).await
+            }
         }
     }
 
@@ -242,6 +257,8 @@ enum Next {
     Done,
     /// fsync the log (outside the lock).
     Sync,
+    /// Write a checkpoint (on the blocking pool, owning the guard).
+    Checkpoint,
 }
 
 /// An fsync of the log that runs without the writer's lock.
@@ -390,28 +407,60 @@ impl Writer {
     }
 
     /// Chains and writes one event; says what is left to do.
+    /// Appends if the log's lock is free right now; `None` when another
+    /// process holds it.
+    fn try_append(&mut self, event: &AuditEvent) -> Result<Option<Next>, AuditError> {
+        self.guarded(|w| {
+            w.check_identity()?;
+            match FileLock::try_take(&w.file) {
+                Ok(Some(_lock)) => w.append_locked(event).map(Some),
+                Ok(None) => Ok(None),
+                Err(source) => Err(AuditError::Write {
+                    path: w.path.clone(),
+                    source,
+                }),
+            }
+        })
+    }
+
+    /// Appends, waiting for the log's lock (on the blocking pool).
     fn append(&mut self, event: &AuditEvent) -> Result<Next, AuditError> {
         self.guarded(|w| {
             w.check_identity()?;
             let _lock = w.lock()?;
+            w.append_locked(event)
+        })
+    }
+
+    /// Chains and writes one event under the log's lock; says what is left
+    /// to do.
+    fn append_locked(&mut self, event: &AuditEvent) -> Result<Next, AuditError> {
+        self.catch_up()?;
+        let (line, tag) = record::encode_event(&self.mac, self.next_seq, &self.head, event);
+        self.write_line(&line)?;
+        self.advance(tag);
+        if self.since_checkpoint >= self.options.checkpoint_every.get() {
+            return Ok(Next::Checkpoint);
+        }
+        let sync = match self.options.durability {
+            Durability::EveryRecord => true,
+            Durability::EveryN(n) => self.unsynced >= n.get(),
+            Durability::Never => false,
+        };
+        if sync {
+            self.unsynced = 0;
+            return Ok(Next::Sync);
+        }
+        Ok(Next::Done)
+    }
+
+    /// A checkpoint under the log's lock (after catching up with other
+    /// writers), on the blocking pool.
+    fn checkpoint_locked(&mut self) -> Result<(), AuditError> {
+        self.guarded(|w| {
+            let _lock = w.lock()?;
             w.catch_up()?;
-            let (line, tag) = record::encode_event(&w.mac, w.next_seq, &w.head, event);
-            w.write_line(&line)?;
-            w.advance(tag);
-            if w.since_checkpoint >= w.options.checkpoint_every.get() {
-                w.checkpoint()?;
-                return Ok(Next::Done);
-            }
-            let sync = match w.options.durability {
-                Durability::EveryRecord => true,
-                Durability::EveryN(n) => w.unsynced >= n.get(),
-                Durability::Never => false,
-            };
-            if sync {
-                w.unsynced = 0;
-                return Ok(Next::Sync);
-            }
-            Ok(Next::Done)
+            w.checkpoint()
         })
     }
 
@@ -654,6 +703,15 @@ impl FileLock {
     fn take(file: &Arc<File>) -> io::Result<FileLock> {
         file.lock()?;
         Ok(FileLock(Arc::clone(file)))
+    }
+
+    /// The lock if it is free now, `None` if another holder has it.
+    fn try_take(file: &Arc<File>) -> io::Result<Option<FileLock>> {
+        match file.try_lock() {
+            Ok(()) => Ok(Some(FileLock(Arc::clone(file)))),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        }
     }
 }
 
