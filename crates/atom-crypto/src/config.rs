@@ -15,6 +15,9 @@ pub const ENV_KEY_FILE: &str = "ENCRYPTION_KEY_FILE";
 pub const ENV_PREVIOUS_KEYS: &str = "ENCRYPTION_PREVIOUS_KEYS";
 /// A file of older keys, one a line (blank lines and `#` comments ignored).
 pub const ENV_PREVIOUS_KEYS_FILE: &str = "ENCRYPTION_PREVIOUS_KEYS_FILE";
+/// `1` or `true`: bare Fernet tokens (the Python original's) no longer
+/// open; for after a rotation has upgraded every value.
+pub const ENV_REFUSE_LEGACY: &str = "ATOM_REFUSE_LEGACY";
 /// `1` or `true`: no key configured is an error instead of plaintext mode.
 pub const ENV_REQUIRE_ENCRYPTION: &str = "ATOM_REQUIRE_ENCRYPTION";
 
@@ -111,7 +114,10 @@ pub fn protection_from(
             .into_iter()
             .filter(|(key, _)| key.id() != primary_id),
     );
-    Ok(Protection::Encrypted(Keyring::from_entries(entries)?))
+    let refuse_legacy = flag(&lookup, ENV_REFUSE_LEGACY)?;
+    Ok(Protection::Encrypted(
+        Keyring::from_entries(entries)?.with_legacy(!refuse_legacy),
+    ))
 }
 
 fn flag(lookup: &impl Fn(&str) -> Option<String>, name: &str) -> Result<bool, CryptoError> {

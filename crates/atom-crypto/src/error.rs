@@ -84,6 +84,13 @@ pub enum CryptoError {
     )]
     NotSealed,
 
+    /// A legacy token (bare Fernet, not bound to its row or name) while
+    /// legacy tokens are refused.
+    #[error(
+        "the value is a legacy Fernet token and legacy tokens are refused (ATOM_REFUSE_LEGACY=1); unset it, rewrap the value, then set it again"
+    )]
+    LegacyRefused,
+
     /// The value decrypted, but its plaintext is not UTF-8 text.
     #[error("the value decrypted, but its plaintext is not UTF-8 text")]
     NotUtf8,

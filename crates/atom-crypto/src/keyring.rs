@@ -108,6 +108,8 @@ pub struct Keyring {
     slots: Arc<[Slot]>,
     clock: Arc<dyn Clock>,
     max_age: Option<u64>,
+    /// Whether bare Fernet tokens (the Python original's) still open.
+    legacy: bool,
 }
 
 impl fmt::Debug for Keyring {
@@ -162,6 +164,7 @@ impl Keyring {
             slots: slots.into(),
             clock: Arc::new(SystemClock),
             max_age: None,
+            legacy: true,
         })
     }
 
@@ -174,6 +177,16 @@ impl Keyring {
     /// Refuses tokens older than `max_age` when opening (Fernet's TTL).
     pub fn with_max_age(mut self, max_age: Option<Duration>) -> Keyring {
         self.max_age = max_age.map(|d| d.as_secs());
+        self
+    }
+
+    /// Whether legacy tokens (bare Fernet under a raw master key, not bound
+    /// to any row or name) still open. On by default, so the Python
+    /// original's data keeps working; turn it off once a rotation has
+    /// upgraded every value (`ATOM_REFUSE_LEGACY=1`), so that a legacy token
+    /// copied into another row can no longer be read there.
+    pub fn with_legacy(mut self, accepted: bool) -> Keyring {
+        self.legacy = accepted;
         self
     }
 
@@ -210,6 +223,7 @@ impl Keyring {
             slots: slots.into(),
             clock: Arc::clone(&self.clock),
             max_age: self.max_age,
+            legacy: self.legacy,
         })
     }
 
@@ -229,6 +243,7 @@ impl Keyring {
             slots: slots.into(),
             clock: Arc::clone(&self.clock),
             max_age: self.max_age,
+            legacy: self.legacy,
         })
     }
 
@@ -275,6 +290,7 @@ impl Keyring {
                     })?;
                 self.finish_open(header, plaintext)
             }
+            Parsed::Legacy(_) if !self.legacy => Err(CryptoError::LegacyRefused),
             Parsed::Legacy(header) => {
                 let plaintext = self
                     .slots

@@ -26,8 +26,9 @@ mod token;
 
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use config::{
-    ENV_KEY, ENV_KEY_FILE, ENV_PREVIOUS_KEYS, ENV_PREVIOUS_KEYS_FILE, ENV_REQUIRE_ENCRYPTION,
-    Protection, encryption_required_by_env, protection_from, protection_from_env,
+    ENV_KEY, ENV_KEY_FILE, ENV_PREVIOUS_KEYS, ENV_PREVIOUS_KEYS_FILE, ENV_REFUSE_LEGACY,
+    ENV_REQUIRE_ENCRYPTION, Protection, encryption_required_by_env, protection_from,
+    protection_from_env,
 };
 pub use context::Context;
 pub use error::{CryptoError, ValueKind};

@@ -176,3 +176,30 @@ fn key_files() {
     assert!(!err.to_string().contains("horse"), "{err}");
     let _ = Key::generate();
 }
+
+#[test]
+fn refusing_legacy_tokens_is_a_setting() {
+    let p = key_text(1);
+    let ring = protection_from(
+        env(&[("ENCRYPTION_KEY", &p), ("ATOM_REFUSE_LEGACY", "1")]),
+        false,
+    )
+    .unwrap()
+    .keyring()
+    .cloned()
+    .unwrap();
+    let legacy = crate::common::keyring(1).seal_legacy("v");
+    let err = ring
+        .open(&atom_crypto::Context::secret("n"), legacy.as_str())
+        .unwrap_err();
+    assert!(err.to_string().contains("ATOM_REFUSE_LEGACY"), "{err}");
+    let err = protection_from(
+        env(&[("ENCRYPTION_KEY", &p), ("ATOM_REFUSE_LEGACY", "maybe")]),
+        false,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("ATOM_REFUSE_LEGACY must be"),
+        "{err}"
+    );
+}

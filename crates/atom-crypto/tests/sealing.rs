@@ -372,3 +372,26 @@ fn generated_keys_are_fresh() {
     let b = Key::generate().unwrap();
     assert_ne!(a, b);
 }
+
+#[test]
+fn legacy_tokens_can_be_refused_after_a_rotation() {
+    let ring = keyring(1);
+    let legacy = ring.seal_legacy(TOKEN);
+    let sealed = ring.seal(&Context::secret("n"), TOKEN);
+    let strict = ring.clone().with_legacy(false);
+    assert!(matches!(
+        strict.open(&Context::secret("n"), legacy.as_str()),
+        Err(CryptoError::LegacyRefused)
+    ));
+    assert_eq!(
+        strict
+            .open(&Context::secret("n"), sealed.as_str())
+            .unwrap()
+            .expose_secret(),
+        TOKEN
+    );
+    assert!(
+        ring.open(&Context::secret("n"), legacy.as_str()).is_ok(),
+        "on by default"
+    );
+}
