@@ -88,18 +88,7 @@ pub(crate) async fn run(cmd: CredentialsCommand, args: &GlobalArgs) -> anyhow::R
             let user = UserId::parse(&user)?;
             let items = store.list(&user).await?;
             if args.json {
-                let items: Vec<_> = items
-                    .iter()
-                    .map(|c| {
-                        json!({
-                            "provider": c.provider.as_str(),
-                            "key_id": c.key_id.map(|k| k.to_string()),
-                            "created_at": c.created_at.to_rfc3339(),
-                            "updated_at": c.updated_at.to_rfc3339(),
-                        })
-                    })
-                    .collect();
-                print_json(&json!({ "user": user.as_str(), "credentials": items }))?;
+                print_json(&atom_server::credential_list(&user, &items))?;
             } else {
                 for c in &items {
                     let key = c.key_id.map_or_else(|| "-".to_owned(), |k| k.to_string());

@@ -307,20 +307,7 @@ async fn list_credentials(
     let user = path(p)?;
     let (principal, user, _) = authorize(&state, &headers, &user, None).await?;
     let items = store_for(&state, &principal).list(&user).await?;
-    let credentials: Vec<Value> = items
-        .iter()
-        .map(|c| {
-            json!({
-                "provider": c.provider.as_str(),
-                "key_id": c.key_id.map(|k| k.to_string()),
-                "created_at": c.created_at.to_rfc3339(),
-                "updated_at": c.updated_at.to_rfc3339(),
-            })
-        })
-        .collect();
-    Ok(Json(
-        json!({ "user": user.as_str(), "credentials": credentials }),
-    ))
+    Ok(Json(crate::documents::credential_list(&user, &items)))
 }
 
 async fn delete_credential(

@@ -5,6 +5,7 @@
 mod app;
 mod auth;
 mod configuration;
+mod documents;
 mod error;
 mod setup;
 
@@ -15,6 +16,7 @@ pub use auth::{
 pub use configuration::{
     CredentialCounts, KeyEntry, SecurityConfiguration, security_configuration,
 };
+pub use documents::{credential_list, init_tracing};
 pub use error::ApiError;
 pub use setup::{
     DEFAULT_AUDIT_LOG, ENV_AUDIT_LOG, development_allowed, development_key_path, open_auditor,
