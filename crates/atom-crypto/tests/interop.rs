@@ -79,7 +79,10 @@ fn python_with_cryptography() -> bool {
 #[test]
 fn values_sealed_by_rust_open_with_the_documented_python_snippet() {
     if !python_with_cryptography() {
-        eprintln!(
+        // Straight to stderr: the test harness captures eprintln!.
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
             "SKIPPED values_sealed_by_rust_open_with_the_documented_python_snippet: python3 with pyca/cryptography is not available (pip install cryptography)"
         );
         return;

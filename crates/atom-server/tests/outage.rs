@@ -25,7 +25,10 @@ fn with_database(url: &str, db: &str) -> String {
 #[tokio::test]
 async fn a_dropped_database_answers_503() {
     let Some(admin) = admin_url() else {
-        eprintln!(
+        // Straight to stderr: the test harness captures eprintln!.
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
             "SKIPPED a_dropped_database_answers_503: set ATOM_TEST_POSTGRES_URL to run it against PostgreSQL"
         );
         return;
