@@ -203,6 +203,20 @@ async fn authorize(
     Ok((principal, user_id, provider))
 }
 
+/// [`authorize`] for a path naming one credential (user and provider).
+async fn authorize_credential(
+    state: &AppState,
+    headers: &HeaderMap,
+    p: Result<Path<(String, String)>, PathRejection>,
+) -> Result<(Principal, UserId, Provider), ApiError> {
+    let (user, provider) = path(p)?;
+    match authorize(state, headers, &user, Some(&provider)).await? {
+        (principal, user, Some(provider)) => Ok((principal, user, provider)),
+        // Invariant: authorize parses the provider it is given.
+        _ => Err(ApiError::internal("provider missing")),
+    }
+}
+
 /// A path segment that a file-minded layer could read as traversal.
 fn looks_like_a_path(id: &str) -> bool {
     id == "." || id == ".." || id.contains(['/', '\\'])
@@ -256,8 +270,7 @@ async fn put_credential(
     p: Result<Path<(String, String)>, PathRejection>,
     body: Result<Json<PutBody>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let (user, provider) = path(p)?;
-    let (principal, user, provider) = authorize(&state, &headers, &user, Some(&provider)).await?;
+    let (principal, user, provider) = authorize_credential(&state, &headers, p).await?;
     let Json(body) = body.map_err(|e| {
         ApiError::new(
             e.status(),
@@ -272,7 +285,6 @@ async fn put_credential(
         return Err(ApiError::bad_request("the token is empty"));
     }
     let token = SecretString::from(body.token);
-    let provider = provider.ok_or_else(|| ApiError::internal("provider missing"))?;
     store_for(&state, &principal)
         .put(&user, &provider, &token)
         .await?;
@@ -284,9 +296,7 @@ async fn get_credential(
     headers: HeaderMap,
     p: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<impl axum::response::IntoResponse, ApiError> {
-    let (user, provider) = path(p)?;
-    let (principal, user, provider) = authorize(&state, &headers, &user, Some(&provider)).await?;
-    let provider = provider.ok_or_else(|| ApiError::internal("provider missing"))?;
+    let (principal, user, provider) = authorize_credential(&state, &headers, p).await?;
     let token = store_for(&state, &principal).get(&user, &provider).await?;
     // A token must not be kept by caches between here and the client.
     Ok((
@@ -315,9 +325,7 @@ async fn delete_credential(
     headers: HeaderMap,
     p: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let (user, provider) = path(p)?;
-    let (principal, user, provider) = authorize(&state, &headers, &user, Some(&provider)).await?;
-    let provider = provider.ok_or_else(|| ApiError::internal("provider missing"))?;
+    let (principal, user, provider) = authorize_credential(&state, &headers, p).await?;
     if store_for(&state, &principal)
         .delete(&user, &provider)
         .await?
