@@ -234,6 +234,10 @@ impl<'a> Run<'a> {
     async fn sources(&self, keyring: &Keyring) -> Result<Sources, Error> {
         let store = match &self.options.database_url {
             None => None,
+            // A dry run changes nothing, not even the schema.
+            Some(url) if self.options.dry_run => {
+                Some(open_existing_store(url, self.engine.workers, keyring, self.auditor).await?)
+            }
             Some(url) => Some(open_store(url, self.engine.workers, keyring, self.auditor).await?),
         };
         Ok(Sources {
@@ -773,6 +777,25 @@ impl<'a> Run<'a> {
 
 fn count_values(inventory: &Inventory) -> u64 {
     inventory.credentials.as_ref().map_or(0, |c| c.total)
+}
+
+/// [`open_store`] without changing the database: no migration and no new
+/// SQLite file ([`CredentialStore::open_existing`]), for dry runs.
+pub(crate) async fn open_existing_store(
+    url: &str,
+    workers: u32,
+    keyring: &Keyring,
+    auditor: &Auditor,
+) -> Result<CredentialStore, Error> {
+    let config =
+        StoreConfig::new(DatabaseUrl::parse(url).map_err(|e| Error::Usage(e.to_string()))?)
+            .with_max_connections(workers.max(1) + 2);
+    Ok(CredentialStore::open_existing(
+        &config,
+        Protection::Encrypted(keyring.clone()),
+        auditor.clone(),
+    )
+    .await?)
 }
 
 /// Opens the credential store under `keyring`, auditing through `auditor`,

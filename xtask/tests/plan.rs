@@ -102,3 +102,26 @@ fn the_binary_exits_3_naming_the_bad_row() {
     assert_eq!(json["outcome"], "values_do_not_open");
     assert_eq!(json["bad_values"][0]["id"], ids[0]);
 }
+
+/// A dry run changes nothing: pointed at a database that does not exist
+/// yet, it says so instead of creating it (and its tables).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_does_not_create_the_database() {
+    let fx = Fixture::new(Kind::Sqlite, "dry_run_creates_nothing", 3)
+        .await
+        .unwrap();
+    let missing = fx.dir.path().join("not-yet.db");
+    let mut options = fx.options();
+    options.database_url = Some(format!("sqlite://{}", missing.display()));
+    options.dry_run = true;
+    let err = rotate_keys(&options, &Auditor::new(MemorySink::new()))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("does not exist"), "{err}");
+    assert!(
+        !missing.exists(),
+        "the dry run created {}",
+        missing.display()
+    );
+    assert!(!fx.state_path().exists());
+}

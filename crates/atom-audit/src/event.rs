@@ -178,6 +178,32 @@ pub enum Action {
         /// The provider.
         provider: String,
     },
+    /// A user's credentials were listed: providers, key ids and times,
+    /// never tokens.
+    CredentialsListed {
+        /// The user id.
+        user: String,
+        /// How many credentials were listed.
+        count: u64,
+    },
+    /// The credential store's counts (total, per key, legacy, plaintext)
+    /// were read. No token is read or decrypted.
+    CredentialStatusRead {
+        /// Rows counted.
+        total: u64,
+        /// Rows not under the primary key.
+        needs_rewrap: u64,
+    },
+    /// A start-up migration adopted an existing `user_credentials` table
+    /// (e.g. the Python original's) and moved rows aside.
+    CredentialTableAdopted {
+        /// Rows kept in `user_credentials`.
+        rows_kept: u64,
+        /// Older rows of a duplicated (user, provider) moved to the archive.
+        duplicates_archived: u64,
+        /// Rows missing a user id, provider or token moved to the archive.
+        incomplete_archived: u64,
+    },
     /// All credentials of a user were erased (right to erasure).
     UserCredentialsErased {
         /// The user id.
@@ -304,6 +330,9 @@ impl Action {
             Action::CredentialStored { .. } => "credential_stored",
             Action::CredentialAccessed { .. } => "credential_accessed",
             Action::CredentialDeleted { .. } => "credential_deleted",
+            Action::CredentialsListed { .. } => "credentials_listed",
+            Action::CredentialStatusRead { .. } => "credential_status_read",
+            Action::CredentialTableAdopted { .. } => "credential_table_adopted",
             Action::UserCredentialsErased { .. } => "user_credentials_erased",
             Action::SecretsMigrated { .. } => "secrets_migrated",
             Action::SecretsRolledBack { .. } => "secrets_rolled_back",
@@ -340,6 +369,7 @@ impl Action {
             Action::CredentialStored { user, .. }
             | Action::CredentialAccessed { user, .. }
             | Action::CredentialDeleted { user, .. }
+            | Action::CredentialsListed { user, .. }
             | Action::UserCredentialsErased { user, .. } => Some(user),
             Action::DecryptionFailed { subject, .. } | Action::AccessDenied { subject, .. } => {
                 match subject {
@@ -452,9 +482,26 @@ impl Action {
                 pair(f, "user", user)?;
                 pair(f, "provider", provider)
             }
-            Action::UserCredentialsErased { user, count } => {
+            Action::UserCredentialsErased { user, count }
+            | Action::CredentialsListed { user, count } => {
                 pair(f, "user", user)?;
                 pair(f, "count", count)
+            }
+            Action::CredentialStatusRead {
+                total,
+                needs_rewrap,
+            } => {
+                pair(f, "total", total)?;
+                pair(f, "needs_rewrap", needs_rewrap)
+            }
+            Action::CredentialTableAdopted {
+                rows_kept,
+                duplicates_archived,
+                incomplete_archived,
+            } => {
+                pair(f, "rows_kept", rows_kept)?;
+                pair(f, "duplicates_archived", duplicates_archived)?;
+                pair(f, "incomplete_archived", incomplete_archived)
             }
             Action::SecretsMigrated {
                 file,

@@ -37,6 +37,19 @@ fn all_actions() -> Vec<Action> {
             user: "7".into(),
             count: 3,
         },
+        Action::CredentialsListed {
+            user: "7".into(),
+            count: 2,
+        },
+        Action::CredentialStatusRead {
+            total: 10,
+            needs_rewrap: 4,
+        },
+        Action::CredentialTableAdopted {
+            rows_kept: 8,
+            duplicates_archived: 2,
+            incomplete_archived: 1,
+        },
         Action::SecretsMigrated {
             file: "secrets.json".into(),
             values: 4,
@@ -59,6 +72,12 @@ fn all_actions() -> Vec<Action> {
             name: "OPENAI_API_KEY".into(),
             fingerprint: fp,
             key_id: Some(id),
+        },
+        Action::SecretRemoved {
+            name: "OLD_TOKEN".into(),
+        },
+        Action::PlaintextShredded {
+            file: "secrets.json".into(),
         },
         Action::KeyRotationStarted {
             scope: "credentials".into(),
@@ -106,7 +125,7 @@ fn every_action_has_its_own_name_and_round_trips_through_json() {
         let back: AuditEvent = serde_json::from_str(&json).unwrap();
         assert_eq!(back, event);
     }
-    assert_eq!(names.len(), 14);
+    assert_eq!(names.len(), 19);
 }
 
 #[test]

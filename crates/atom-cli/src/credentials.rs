@@ -63,7 +63,13 @@ pub(crate) enum CredentialsCommand {
 }
 
 pub(crate) async fn run(cmd: CredentialsCommand, args: &GlobalArgs) -> anyhow::Result<ExitCode> {
-    let store = args.store(args.protection()?).await?;
+    let store = match cmd {
+        // A dry run changes nothing, not even the schema.
+        CredentialsCommand::Rewrap { dry_run: true, .. } => {
+            args.existing_store(args.protection()?).await?
+        }
+        _ => args.store(args.protection()?).await?,
+    };
     let code = match cmd {
         CredentialsCommand::Put { user, provider } => {
             let (user, provider) = ids(&user, &provider)?;

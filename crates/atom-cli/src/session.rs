@@ -8,7 +8,8 @@ use atom_credentials::CredentialStore;
 use atom_crypto::{Keyring, Protection, protection_from_env};
 use atom_secrets_file::{AuditedSecrets, SecretsDir};
 use atom_server::{
-    DEFAULT_AUDIT_LOG, ENV_AUDIT_LOG, development_allowed, open_auditor, open_store,
+    DEFAULT_AUDIT_LOG, ENV_AUDIT_LOG, development_allowed, open_auditor, open_existing_store,
+    open_store,
 };
 
 /// Options every command takes.
@@ -72,6 +73,16 @@ impl GlobalArgs {
         let (store, report) = open_store(Some(&self.database_url), protection, auditor).await?;
         tracing::info!(migrations = %report, "credential store ready");
         Ok(store)
+    }
+
+    /// The credential store, opened without changing the database (no
+    /// migration, no new SQLite file): for dry runs.
+    pub(crate) async fn existing_store(
+        &self,
+        protection: Protection,
+    ) -> anyhow::Result<CredentialStore> {
+        let (auditor, _) = self.auditor().await?;
+        open_existing_store(Some(&self.database_url), protection, auditor).await
     }
 }
 

@@ -94,6 +94,17 @@ pub enum CredentialError {
         message: String,
     },
 
+    /// The credential tables are missing or older than this version, and
+    /// the caller asked not to change the database (e.g. a dry run).
+    #[error(
+        "the credential tables of this database are not migrated (pending: {}); nothing was changed. Open the store once without --dry-run (e.g. start atom-server, or run `atom credentials status`), which migrates them, then retry",
+        .pending.join(", ")
+    )]
+    NotMigrated {
+        /// The migrations not yet applied.
+        pending: Vec<String>,
+    },
+
     /// An argument or a stored identifier does not parse.
     #[error("{0}")]
     InvalidInput(String),

@@ -1,5 +1,6 @@
 //! `status()`: what the table holds, by key, without decrypting anything.
 
+use atom_audit::Action;
 use atom_crypto::{Classification, KeyId, KeyRole, classify};
 use sea_orm::ConnectionTrait;
 
@@ -47,7 +48,7 @@ pub struct KeyCount {
 impl CredentialStore {
     /// Counts rows in total, per key id, legacy and plaintext. Reads key ids
     /// and, for rows without one, classifies the value by its structure;
-    /// nothing is decrypted. Not audited (no secret is read).
+    /// nothing is decrypted. Audited as `credential_status_read`.
     pub async fn status(&self) -> Result<StoreStatus, CredentialError> {
         let backend = self.db.get_database_backend();
         let keyring = self.protection.keyring();
@@ -95,6 +96,12 @@ impl CredentialStore {
             .map(|k| k.rows)
             .sum::<u64>();
         status.needs_rewrap = status.total - under_primary;
+        self.audit
+            .record(Action::CredentialStatusRead {
+                total: status.total,
+                needs_rewrap: status.needs_rewrap,
+            })
+            .await?;
         Ok(status)
     }
 

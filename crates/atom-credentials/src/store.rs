@@ -90,7 +90,61 @@ impl CredentialStore {
             audit: StoreAudit::new(auditor),
             sqlite_rewrap_writer: Arc::default(),
         };
+        // Adopting a table moves rows aside: that is recorded. The rows are
+        // already migrated (and none lost) when the record is written; if it
+        // cannot be written the store does not open, and the next start
+        // finds the table adopted and records nothing more.
+        if report.adopted_existing_table {
+            store
+                .audit
+                .record(Action::CredentialTableAdopted {
+                    rows_kept: report.rows_kept,
+                    duplicates_archived: report.duplicates_archived,
+                    incomplete_archived: report.incomplete_archived,
+                })
+                .await?;
+        }
         Ok((store, report))
+    }
+
+    /// Connects to an existing, migrated database without changing it: no
+    /// migration runs and an SQLite file is not created. For inspection and
+    /// dry runs; [`CredentialError::NotMigrated`] when the tables are
+    /// missing or older than this version.
+    pub async fn open_existing(
+        config: &StoreConfig,
+        protection: Protection,
+        auditor: Auditor,
+    ) -> Result<CredentialStore, CredentialError> {
+        let mut config = config.clone();
+        config.database_url = config.database_url.without_create();
+        let db = match crate::connect::connect(&config).await {
+            Ok(db) => db,
+            Err(CredentialError::DatabaseUnavailable { .. })
+                if config.database_url.backend() == Backend::Sqlite =>
+            {
+                return Err(CredentialError::DatabaseUnavailable {
+                    message: format!(
+                        "the SQLite database {} does not exist or cannot be opened (it is only created by a run that may change the database, not by a dry run)",
+                        config.database_url
+                    ),
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        let pending = migration::pending(&db).await?;
+        if !pending.is_empty() {
+            db.close().await?;
+            return Err(CredentialError::NotMigrated { pending });
+        }
+        Ok(CredentialStore {
+            db,
+            backend: config.database_url.backend(),
+            protection,
+            plaintext_transition: config.plaintext_transition,
+            audit: StoreAudit::new(auditor),
+            sqlite_rewrap_writer: Arc::default(),
+        })
     }
 
     /// The same store stamping `created_at`/`updated_at` with `clock`
@@ -235,8 +289,8 @@ impl CredentialStore {
     }
 
     /// `user`'s credentials by provider: names, key ids and timestamps,
-    /// never tokens (the token column is not even read). Not audited:
-    /// atom-audit has no event for metadata reads, and no secret leaves.
+    /// never tokens (the token column is not even read). Audited as
+    /// `credentials_listed` before the list is returned.
     pub async fn list(&self, user: &UserId) -> Result<Vec<CredentialInfo>, CredentialError> {
         let rows: Vec<(String, Option<String>, NaiveDateTime, NaiveDateTime)> =
             entity::Entity::find()
@@ -252,9 +306,17 @@ impl CredentialStore {
                 .into_tuple()
                 .all(&self.db)
                 .await?;
-        rows.into_iter()
+        let infos = rows
+            .into_iter()
             .map(|(provider, key_id, created, updated)| info(&provider, key_id, created, updated))
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        self.audit
+            .record(Action::CredentialsListed {
+                user: user.to_string(),
+                count: infos.len() as u64,
+            })
+            .await?;
+        Ok(infos)
     }
 
     /// Deletes `user`'s credential for `provider`; `false` when there was

@@ -74,6 +74,19 @@ impl DatabaseUrl {
         Ok(DatabaseUrl { text, backend })
     }
 
+    /// The same database, but an SQLite file that does not exist is an
+    /// error instead of being created (`mode=rwc` becomes `mode=rw`).
+    pub fn without_create(&self) -> DatabaseUrl {
+        let text = match self.backend {
+            Backend::Sqlite => self.text.replace("mode=rwc", "mode=rw"),
+            _ => self.text.clone(),
+        };
+        DatabaseUrl {
+            text,
+            backend: self.backend,
+        }
+    }
+
     /// The backend the URL selects.
     pub fn backend(&self) -> Backend {
         self.backend
@@ -263,6 +276,12 @@ mod tests {
             Backend::Postgres
         );
         assert_eq!(DatabaseUrl::default().expose(), "sqlite://atom.db?mode=rwc");
+        assert_eq!(
+            DatabaseUrl::default().without_create().expose(),
+            "sqlite://atom.db?mode=rw"
+        );
+        let pg = DatabaseUrl::parse("postgres://u@h/db").unwrap();
+        assert_eq!(pg.without_create(), pg);
     }
 
     #[test]

@@ -75,6 +75,15 @@ db_test!(adopts_a_legacy_table_without_losing_a_row, |db| {
         (3, 2, 1, 2),
         "{report}"
     );
+    // What the adoption moved aside is on the audit record.
+    assert_eq!(
+        sink.actions(),
+        [atom_audit::Action::CredentialTableAdopted {
+            rows_kept: 3,
+            duplicates_archived: 2,
+            incomplete_archived: 1,
+        }]
+    );
     for (u, p, want) in [("alice", "github", "a-new"), ("bob", "slack", "b-only"), ("carol", "gitlab", "c-only")] {
         assert_eq!(reveal(&store.get(&user(u), &provider(p)).await.unwrap()), want);
     }

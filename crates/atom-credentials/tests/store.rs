@@ -137,6 +137,100 @@ db_test!(list_gives_metadata_never_tokens, |db| {
     assert!(store.list(&user("nobody")).await.unwrap().is_empty());
 });
 
+db_test!(list_and_status_are_audited_and_fail_closed, |db| {
+    let key = Key::generate().unwrap();
+    let (store, sink) = open(&db, encrypted(&key, &[])).await;
+    let alice = user("alice");
+    store.put(&alice, &provider("slack"), &secret("xoxb-1")).await.unwrap();
+    store.put(&alice, &provider("github"), &secret("gho-2")).await.unwrap();
+    let before = sink.events().len();
+    assert_eq!(store.list(&alice).await.unwrap().len(), 2);
+    let status = store.status().await.unwrap();
+    assert_eq!((status.total, status.needs_rewrap), (2, 0));
+    assert_eq!(
+        sink.actions()[before..],
+        [
+            atom_audit::Action::CredentialsListed {
+                user: "alice".into(),
+                count: 2,
+            },
+            atom_audit::Action::CredentialStatusRead {
+                total: 2,
+                needs_rewrap: 0,
+            },
+        ]
+    );
+    // No record, no answer.
+    sink.fail(true);
+    assert!(matches!(
+        store.list(&alice).await,
+        Err(CredentialError::AuditFailed(_))
+    ));
+    assert!(matches!(
+        store.status().await,
+        Err(CredentialError::AuditFailed(_))
+    ));
+});
+
+db_test!(open_existing_changes_nothing, |db| {
+    let key = Key::generate().unwrap();
+    let sink = common::Sink::default();
+    if db.kind == common::Kind::Sqlite {
+        // No database file: refused, and the file is not created.
+        let path = db.url.trim_start_matches("sqlite://").to_owned();
+        let err = CredentialStore::open_existing(
+            &db.config(),
+            encrypted(&key, &[]),
+            atom_audit::Auditor::new(sink.clone()),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, CredentialError::DatabaseUnavailable { .. }), "{err}");
+        assert!(err.to_string().contains("does not exist"), "{err}");
+        assert!(!std::path::Path::new(&path).exists());
+        // An empty file is an empty SQLite database.
+        std::fs::write(&path, b"").unwrap();
+    }
+    // Not migrated yet: refused, and no table is created (not even the
+    // migrations' own).
+    let err = CredentialStore::open_existing(
+        &db.config(),
+        encrypted(&key, &[]),
+        atom_audit::Auditor::new(sink.clone()),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, CredentialError::NotMigrated { .. }), "{err}");
+    assert!(err.to_string().contains("nothing was changed"), "{err}");
+    let raw = db.raw().await;
+    let tables = raw
+        .count(
+            match db.kind {
+                common::Kind::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE '%credential%'",
+                common::Kind::Postgres => "SELECT COUNT(*) FROM information_schema.tables WHERE table_name LIKE '%credential%' AND table_schema = current_schema()",
+                common::Kind::MySql => "SELECT COUNT(*) FROM information_schema.tables WHERE table_name LIKE '%credential%' AND table_schema = DATABASE()",
+            },
+            vec![],
+        )
+        .await;
+    assert_eq!(tables, 0);
+    // Once migrated, it opens and reads.
+    let (store, _) = open(&db, encrypted(&key, &[])).await;
+    store.put(&user("alice"), &provider("slack"), &secret("xoxb-1")).await.unwrap();
+    store.close().await.unwrap();
+    let store = CredentialStore::open_existing(
+        &db.config(),
+        encrypted(&key, &[]),
+        atom_audit::Auditor::new(sink.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        reveal(&store.get(&user("alice"), &provider("slack")).await.unwrap()),
+        "xoxb-1"
+    );
+});
+
 db_test!(delete_removes_one_credential, |db| {
     let key = Key::generate().unwrap();
     let (store, sink) = open(&db, encrypted(&key, &[])).await;

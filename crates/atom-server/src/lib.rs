@@ -20,7 +20,7 @@ pub use documents::{credential_list, init_tracing};
 pub use error::ApiError;
 pub use setup::{
     DEFAULT_AUDIT_LOG, ENV_AUDIT_LOG, development_allowed, development_key_path, open_auditor,
-    open_store,
+    open_existing_store, open_store,
 };
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets

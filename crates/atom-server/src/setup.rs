@@ -75,3 +75,18 @@ pub async fn open_store(
     }
     Ok(CredentialStore::open(&config, protection, auditor).await?)
 }
+
+/// Opens the credential store at `database_url` (or `DATABASE_URL`, or the
+/// SQLite default) without changing the database: no migration, no new
+/// SQLite file. For dry runs.
+pub async fn open_existing_store(
+    database_url: Option<&str>,
+    protection: Protection,
+    auditor: Auditor,
+) -> anyhow::Result<CredentialStore> {
+    let mut config = StoreConfig::from_env()?;
+    if let Some(url) = database_url {
+        config.database_url = DatabaseUrl::parse(url)?;
+    }
+    Ok(CredentialStore::open_existing(&config, protection, auditor).await?)
+}

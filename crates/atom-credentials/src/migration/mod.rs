@@ -57,3 +57,13 @@ pub(crate) async fn run(db: &DatabaseConnection) -> Result<MigrationReport, Cred
     }
     Ok(report)
 }
+
+/// The migrations not yet applied, read without changing anything (not even
+/// creating the table that records them).
+pub(crate) async fn pending(db: &DatabaseConnection) -> Result<Vec<String>, CredentialError> {
+    Ok(Migrator::get_pending_migrations_read_only(db)
+        .await?
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect())
+}
