@@ -49,10 +49,33 @@ pub(crate) async fn connect(config: &StoreConfig) -> Result<DatabaseConnection, 
                 .row_buffer_size(SQLITE_ROW_BUFFER)
         });
     }
-    Database::connect(opt).await.map_err(|e| {
-        let message = redact_urls_in(&e.to_string());
-        CredentialError::DatabaseUnavailable {
-            message: format!("cannot connect to {url}: {message}"),
+    let mut attempt = 0;
+    loop {
+        match Database::connect(opt.clone()).await {
+            Ok(db) => return Ok(db),
+            // Connecting switches a new SQLite file to WAL, which needs the
+            // file to itself; SQLite answers a second process doing the
+            // same at that moment with "database is locked" at once rather
+            // than waiting in its busy handler. Take turns instead.
+            Err(e)
+                if url.backend() == Backend::Sqlite
+                    && attempt < SQLITE_CONNECT_RETRIES
+                    && e.to_string().contains("database is locked") =>
+            {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(10 * u64::from(attempt.min(10)))).await;
+            }
+            Err(e) => {
+                let message = redact_urls_in(&e.to_string());
+                return Err(CredentialError::DatabaseUnavailable {
+                    message: format!("cannot connect to {url}: {message}"),
+                });
+            }
         }
-    })
+    }
 }
+
+/// How often an SQLite connection is retried while another process holds
+/// the file for switching it to WAL: about 30 s in all, like the busy
+/// timeout.
+const SQLITE_CONNECT_RETRIES: u32 = 300;

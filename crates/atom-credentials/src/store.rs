@@ -79,7 +79,7 @@ impl CredentialStore {
         // migration changed it can prepare statements against the old one
         // (e.g. "ON CONFLICT clause does not match any UNIQUE constraint").
         let migrating = crate::connect::connect(&config.clone().with_max_connections(1)).await?;
-        let report = migration::run(&migrating).await?;
+        let report = migration::run(&migrating, &config.database_url).await?;
         migrating.close().await?;
         let db = crate::connect::connect(config).await?;
         let store = CredentialStore {

@@ -87,6 +87,17 @@ impl DatabaseUrl {
         }
     }
 
+    /// The database file of an SQLite URL; `None` for an in-memory
+    /// database or another backend.
+    pub(crate) fn sqlite_file(&self) -> Option<std::path::PathBuf> {
+        use std::str::FromStr as _;
+        if self.backend != Backend::Sqlite || self.text.contains(":memory:") {
+            return None;
+        }
+        let options = sea_orm::sqlx::sqlite::SqliteConnectOptions::from_str(&self.text).ok()?;
+        Some(options.get_filename().to_path_buf())
+    }
+
     /// The backend the URL selects.
     pub fn backend(&self) -> Backend {
         self.backend
@@ -282,6 +293,21 @@ mod tests {
         );
         let pg = DatabaseUrl::parse("postgres://u@h/db").unwrap();
         assert_eq!(pg.without_create(), pg);
+        assert_eq!(pg.sqlite_file(), None);
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:///srv/atom/atom.db")
+                .unwrap()
+                .sqlite_file(),
+            Some(std::path::PathBuf::from("/srv/atom/atom.db"))
+        );
+        assert_eq!(
+            DatabaseUrl::default().sqlite_file(),
+            Some(std::path::PathBuf::from("atom.db"))
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite::memory:").unwrap().sqlite_file(),
+            None
+        );
     }
 
     #[test]

@@ -428,3 +428,35 @@ db_test!(migrations_are_idempotent, |db| {
         "t"
     );
 });
+
+db_test!(concurrent_first_starts_all_open, |db| {
+    // Several processes starting at once on a new database: each runs the
+    // migrations; all must open, and the schema must come out whole.
+    let key = Key::generate().unwrap();
+    let opens = (0..4).map(|_| {
+        let config = db.config();
+        let protection = encrypted(&key, &[]);
+        tokio::spawn(async move {
+            CredentialStore::open(
+                &config,
+                protection,
+                atom_audit::Auditor::new(common::Sink::default()),
+            )
+            .await
+        })
+    });
+    let mut stores = Vec::new();
+    for open in opens.collect::<Vec<_>>() {
+        let (store, _) = open.await.unwrap().unwrap();
+        stores.push(store);
+    }
+    let alice = user("alice");
+    stores[0].put(&alice, &provider("slack"), &secret("xoxb-1")).await.unwrap();
+    assert_eq!(
+        reveal(&stores[3].get(&alice, &provider("slack")).await.unwrap()),
+        "xoxb-1"
+    );
+    // The unique index exists: an upsert from another store replaces.
+    stores[1].put(&alice, &provider("slack"), &secret("xoxb-2")).await.unwrap();
+    assert_eq!(stores[2].list(&alice).await.unwrap().len(), 1);
+});

@@ -21,6 +21,7 @@ use sea_orm_migration::prelude::*;
 pub use report::MigrationReport;
 
 use crate::error::CredentialError;
+use crate::url::{Backend, DatabaseUrl};
 
 /// The credential migrations.
 pub(crate) struct Migrator;
@@ -41,8 +42,27 @@ impl MigratorTrait for Migrator {
     }
 }
 
-/// Applies every pending migration and reports what was done.
-pub(crate) async fn run(db: &DatabaseConnection) -> Result<MigrationReport, CredentialError> {
+/// Applies every pending migration and reports what was done. Processes
+/// starting at once on one database take turns (see [`MigrationLock`]):
+/// the first migrates, the others then find nothing to do.
+///
+/// `db` must be a pool of one connection, so that PostgreSQL's and MySQL's
+/// session locks and the migrations share a session.
+pub(crate) async fn run(
+    db: &DatabaseConnection,
+    url: &DatabaseUrl,
+) -> Result<MigrationReport, CredentialError> {
+    let lock = MigrationLock::acquire(db, url).await?;
+    let result = run_locked(db).await;
+    // A failed migration's error wins over a failed release (the session
+    // ends when the caller closes the pool, which releases the lock too).
+    let released = lock.release(db).await;
+    let report = result?;
+    released?;
+    Ok(report)
+}
+
+async fn run_locked(db: &DatabaseConnection) -> Result<MigrationReport, CredentialError> {
     let pending: Vec<String> = Migrator::get_pending_migrations(db)
         .await?
         .iter()
@@ -66,4 +86,103 @@ pub(crate) async fn pending(db: &DatabaseConnection) -> Result<Vec<String>, Cred
         .iter()
         .map(|m| m.name().to_owned())
         .collect())
+}
+
+/// Serializes the migrations of several processes on one database, so that
+/// two first starts do not both create tables or record a migration (the
+/// loser would fail on the migrations table's key, or adopt a legacy table
+/// twice).
+///
+/// - PostgreSQL: a session advisory lock; MySQL/MariaDB: `GET_LOCK`. Both
+///   are released at the end or when the session ends (a crashed migrator
+///   cannot leave them held).
+/// - SQLite: an exclusive `flock` on the database file itself. SQLite locks
+///   with `fcntl` record locks, which on Linux are independent of `flock`,
+///   so this excludes other migrators and nothing else; it is released when
+///   the file is closed, including by a crash.
+pub(crate) enum MigrationLock {
+    Session,
+    File(std::fs::File),
+    None,
+}
+
+/// The PostgreSQL advisory lock key: "atommigr" as a big-endian integer.
+const PG_LOCK_KEY: i64 = 0x6174_6f6d_6d69_6772;
+/// The MySQL named lock.
+const MYSQL_LOCK_NAME: &str = "atom_credentials_migrations";
+/// How long a start waits for another to finish migrating.
+const LOCK_WAIT_SECS: u32 = 300;
+
+impl MigrationLock {
+    async fn acquire(
+        db: &DatabaseConnection,
+        url: &DatabaseUrl,
+    ) -> Result<MigrationLock, CredentialError> {
+        use sea_orm::ConnectionTrait as _;
+        match url.backend() {
+            Backend::Postgres => {
+                db.execute_unprepared(&format!("SELECT pg_advisory_lock({PG_LOCK_KEY})"))
+                    .await?;
+                Ok(MigrationLock::Session)
+            }
+            Backend::MySql => {
+                let got = db
+                    .query_one_raw(crate::sql::statement(
+                        sea_orm::DbBackend::MySql,
+                        "SELECT GET_LOCK(?, ?) AS got",
+                        vec![MYSQL_LOCK_NAME.into(), LOCK_WAIT_SECS.into()],
+                    ))
+                    .await?
+                    .and_then(|row| row.try_get::<Option<i64>>("", "got").ok().flatten());
+                if got == Some(1) {
+                    Ok(MigrationLock::Session)
+                } else {
+                    Err(CredentialError::Migration {
+                        message: format!(
+                            "another process has been migrating the credential tables for {LOCK_WAIT_SECS} s (MySQL lock {MYSQL_LOCK_NAME}); check for a stuck start-up, then retry"
+                        ),
+                    })
+                }
+            }
+            Backend::Sqlite => {
+                let Some(path) = url.sqlite_file() else {
+                    return Ok(MigrationLock::None);
+                };
+                let locked = tokio::task::spawn_blocking(move || {
+                    let file = std::fs::File::open(&path)?;
+                    file.lock()?;
+                    Ok::<_, std::io::Error>(file)
+                })
+                .await
+                .map_err(|e| CredentialError::Migration {
+                    message: format!("waiting for the migration lock failed: {e}"),
+                })?
+                .map_err(|e| CredentialError::Migration {
+                    message: format!(
+                        "cannot lock the SQLite database file for migrating: {e}; check that it is readable"
+                    ),
+                })?;
+                Ok(MigrationLock::File(locked))
+            }
+        }
+    }
+
+    async fn release(self, db: &DatabaseConnection) -> Result<(), CredentialError> {
+        use sea_orm::ConnectionTrait as _;
+        match self {
+            MigrationLock::Session => {
+                let sql = match db.get_database_backend() {
+                    sea_orm::DbBackend::Postgres => {
+                        format!("SELECT pg_advisory_unlock({PG_LOCK_KEY})")
+                    }
+                    _ => format!("SELECT RELEASE_LOCK('{MYSQL_LOCK_NAME}')"),
+                };
+                db.execute_unprepared(&sql).await?;
+            }
+            // Closing the file releases the lock.
+            MigrationLock::File(file) => drop(file),
+            MigrationLock::None => {}
+        }
+        Ok(())
+    }
 }
