@@ -94,6 +94,12 @@ impl AtomicWriter {
     /// Replaces `target` with `bytes`. On any error before the rename the
     /// temp file is removed and `target` is untouched.
     pub(crate) fn write(&self, target: &Path, bytes: &[u8]) -> Result<()> {
+        self.write_parts(target, &[bytes])
+    }
+
+    /// [`write`](Self::write) of the concatenation of `parts`, without
+    /// concatenating them in memory first.
+    pub(crate) fn write_parts(&self, target: &Path, parts: &[&[u8]]) -> Result<()> {
         let dir = parent_dir(target);
         let io_err = |step: WriteStep| move |e: io::Error| Error::io(target, step.describe(), e);
 
@@ -108,7 +114,9 @@ impl AtomicWriter {
             .map_err(io_err(WriteStep::CreateTemp))?;
 
         self.check(WriteStep::Write, target)?;
-        temp.write_all(bytes).map_err(io_err(WriteStep::Write))?;
+        for part in parts {
+            temp.write_all(part).map_err(io_err(WriteStep::Write))?;
+        }
 
         self.check(WriteStep::SyncFile, target)?;
         temp.as_file()

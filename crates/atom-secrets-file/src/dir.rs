@@ -167,6 +167,23 @@ impl SecretsDir {
         self.writer.write(path, &bytes)
     }
 
+    /// Atomically replaces `path` with the file whose entries `parts` hold,
+    /// each rendered by [`render_entry`] in order (a part may be empty).
+    pub(crate) fn write_rendered(&self, path: &Path, parts: &[Vec<u8>]) -> Result<()> {
+        let mut slices: Vec<&[u8]> = Vec::with_capacity(parts.len() * 2 + 2);
+        slices.push(b"{");
+        let mut any = false;
+        for part in parts.iter().filter(|p| !p.is_empty()) {
+            if any {
+                slices.push(b",");
+            }
+            slices.push(part);
+            any = true;
+        }
+        slices.push(if any { b"\n}\n" } else { b"}\n" });
+        self.writer.write_parts(path, &slices)
+    }
+
     /// Atomically replaces `path` with `bytes`.
     pub(crate) fn write_bytes(&self, path: &Path, bytes: &[u8]) -> Result<()> {
         self.writer.write(path, bytes)
@@ -202,14 +219,24 @@ pub(crate) fn render(entries: &Entries) -> std::io::Result<Vec<u8>> {
 
 fn render_entries(items: &[(&String, &Value)]) -> std::io::Result<Vec<u8>> {
     let mut out = Vec::with_capacity(items.len() * 64);
-    for (i, (name, value)) in items.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(b"\n  ");
-        serde_json::to_writer(&mut out, name).map_err(std::io::Error::other)?;
-        out.extend_from_slice(b": ");
-        serde_json::to_writer(&mut out, value).map_err(std::io::Error::other)?;
+    for (name, value) in items {
+        render_entry(&mut out, name, value)?;
     }
     Ok(out)
+}
+
+/// Appends one entry of a secrets file to `out` as [`render`] lays it out:
+/// a comma unless `out` is empty, then a new line, the name and the value.
+pub(crate) fn render_entry(
+    out: &mut Vec<u8>,
+    name: &str,
+    value: &(impl serde::Serialize + ?Sized),
+) -> std::io::Result<()> {
+    if !out.is_empty() {
+        out.push(b',');
+    }
+    out.extend_from_slice(b"\n  ");
+    serde_json::to_writer(&mut *out, name).map_err(std::io::Error::other)?;
+    out.extend_from_slice(b": ");
+    serde_json::to_writer(&mut *out, value).map_err(std::io::Error::other)
 }

@@ -7,7 +7,7 @@ use atom_crypto::{Classification, ExposeSecret as _, Keyring, classify};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::dir::SecretsDir;
+use crate::dir::{SecretsDir, render_entry};
 use crate::error::{Error, Result};
 use crate::keep::keep_aside;
 use crate::parse::{self, Entries};
@@ -45,20 +45,98 @@ pub struct MigrateReport {
     pub kept_old_backup: Option<PathBuf>,
 }
 
-/// The decision for one entry of `secrets.json`.
+/// The decision for one entry of `secrets.json` (its value, when it has
+/// one, is already rendered).
 enum Plan {
-    /// Taken unchanged from the existing `secrets.enc`.
-    Existing(Value),
+    /// Taken unchanged from the existing `secrets.enc` (a string or not).
+    Existing { string: bool },
     /// Already sealed in `secrets.json`, or not a string: copied as is.
-    Copy { value: Value, sealed: bool },
+    Copy { sealed: bool },
     /// Newly sealed.
-    Sealed(String),
+    Sealed,
     /// `secrets.enc` has another value under this name.
     Differs,
     /// A value of `secrets.json` that looks sealed does not open.
     PlainFails(FailureClass),
     /// A value of `secrets.enc` does not open.
     EncryptedFails(FailureClass),
+}
+
+/// Entries per share below which one thread plans and renders them all.
+const RENDER_SHARE_MIN: usize = 1024;
+
+/// Plans every entry of `share` and renders those that go into
+/// `secrets.enc` (see [`crate::dir::render_entry`]). Once an entry fails,
+/// rendering stops (the file will not be written) but planning goes on, so
+/// that every failure is reported.
+fn plan_and_render(
+    keyring: &Keyring,
+    form: SealForm,
+    share: &[(&String, &Value)],
+    existing: Option<&Entries>,
+) -> (std::io::Result<Vec<u8>>, Vec<Plan>) {
+    let mut out = Vec::with_capacity(share.iter().map(|(n, v)| rendered_len(n, v)).sum());
+    let mut plans = Vec::with_capacity(share.len());
+    let mut rendering = true;
+    let mut result = Ok(());
+    for (name, value) in share {
+        let (plan, text) = plan_entry(keyring, form, name, value, existing);
+        if rendering && result.is_ok() {
+            result = match (&plan, text) {
+                (Plan::Sealed, Some(Rendered::Sealed(text))) => {
+                    render_sealed_entry(&mut out, name, &text)
+                }
+                (_, Some(Rendered::Value(value))) => render_entry(&mut out, name, value),
+                _ => {
+                    rendering = false;
+                    Ok(())
+                }
+            };
+        }
+        plans.push(plan);
+    }
+    (result.map(|()| out), plans)
+}
+
+/// About the bytes an entry takes in `secrets.enc` once its value is
+/// sealed, so that a share's buffer is allocated once.
+fn rendered_len(name: &str, value: &Value) -> usize {
+    const LAYOUT: usize = 8; // `,\n  "name": "value"` around the two
+    const PREFIX: usize = 21; // `atom:v1:<12 hex>:`
+    match value {
+        // A Fernet token: base64 of 57 bytes plus the padded ciphertext.
+        Value::String(text) => {
+            let token = (57 + (text.len() / 16 + 1) * 16).div_ceil(3) * 4;
+            LAYOUT + name.len() + PREFIX + token
+        }
+        _ => LAYOUT + name.len() + 16,
+    }
+}
+
+/// [`render_entry`] for a value this run sealed: the stored form is
+/// url-safe base64 and `:` only, so it is written without JSON escaping.
+fn render_sealed_entry(out: &mut Vec<u8>, name: &str, sealed: &str) -> std::io::Result<()> {
+    if !sealed
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'-' | b'_' | b'='))
+    {
+        return render_entry(out, name, sealed);
+    }
+    if !out.is_empty() {
+        out.push(b',');
+    }
+    out.extend_from_slice(b"\n  ");
+    serde_json::to_writer(&mut *out, name).map_err(std::io::Error::other)?;
+    out.extend_from_slice(b": \"");
+    out.extend_from_slice(sealed.as_bytes());
+    out.push(b'"');
+    Ok(())
+}
+
+/// What an entry puts into `secrets.enc`.
+enum Rendered<'a> {
+    Sealed(String),
+    Value(&'a Value),
 }
 
 impl SecretsDir {
@@ -83,43 +161,46 @@ impl SecretsDir {
         let existing = parse::read_entries_if_exists(&enc_path, self.max_size())?;
         let form = self.form();
 
-        let mut items: Vec<(&String, &Value)> = plain.iter().collect();
-        let plans = seal::par_map(&mut items, |(name, value)| {
-            plan_entry(keyring, form, name, value, existing.as_ref())
+        // Each core plans its share of the entries and renders the result
+        // as it goes: the sealed text goes straight into that share of
+        // secrets.enc, never into a map of its own.
+        let items: Vec<(&String, &Value)> = plain.iter().collect();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut shares: Vec<&[(&String, &Value)]> = items
+            .chunks(items.len().div_ceil(threads).max(RENDER_SHARE_MIN))
+            .collect();
+        let shares = seal::par_map_min(&mut shares, 2, |share| {
+            plan_and_render(keyring, form, share, existing.as_ref())
         });
 
-        let mut out = Entries::with_capacity(plain.len());
+        let mut rendered = Vec::with_capacity(shares.len());
         let mut sealed_names = Vec::new();
         let (mut already_sealed, mut not_secret, mut from_existing) = (0, 0, 0);
         let (mut plain_failures, mut enc_failures, mut differing) = (vec![], vec![], vec![]);
-        for ((name, _), plan) in items.into_iter().zip(plans) {
-            match plan {
-                Plan::Existing(value) => {
-                    from_existing += 1;
-                    if value.is_string() {
-                        already_sealed += 1;
-                    } else {
-                        not_secret += 1;
+        let mut share_items = items.chunks(items.len().div_ceil(threads).max(RENDER_SHARE_MIN));
+        for (share, plans) in shares {
+            let share_items = share_items.next().unwrap_or_default();
+            rendered.push(share.map_err(|e| Error::io(&enc_path, "render", e))?);
+            for ((name, _), plan) in share_items.iter().zip(plans) {
+                match plan {
+                    Plan::Existing { string } => {
+                        from_existing += 1;
+                        if string {
+                            already_sealed += 1;
+                        } else {
+                            not_secret += 1;
+                        }
                     }
-                    out.insert(name.clone(), value);
+                    Plan::Copy { sealed: true } => already_sealed += 1,
+                    Plan::Copy { sealed: false } => not_secret += 1,
+                    Plan::Sealed => sealed_names.push((*name).clone()),
+                    Plan::Differs => differing.push((*name).clone()),
+                    Plan::PlainFails(class) => plain_failures.push(((*name).clone(), class)),
+                    Plan::EncryptedFails(class) => enc_failures.push(((*name).clone(), class)),
                 }
-                Plan::Copy { value, sealed } => {
-                    if sealed {
-                        already_sealed += 1;
-                    } else {
-                        not_secret += 1;
-                    }
-                    out.insert(name.clone(), value);
-                }
-                Plan::Sealed(text) => {
-                    sealed_names.push(name.clone());
-                    out.insert(name.clone(), Value::String(text));
-                }
-                Plan::Differs => differing.push(name.clone()),
-                Plan::PlainFails(class) => plain_failures.push((name.clone(), class)),
-                Plan::EncryptedFails(class) => enc_failures.push((name.clone(), class)),
             }
         }
+        let total = items.len();
         if !plain_failures.is_empty() {
             return Err(Error::DoNotOpen {
                 path: plain_path,
@@ -149,11 +230,11 @@ impl SecretsDir {
 
         // Checked: nothing can fail for a reason in the files any more. The
         // backup (I/O bound) is written while secrets.enc is rendered.
-        let wrote_encrypted = existing.is_none() || from_existing != out.len();
+        let wrote_encrypted = existing.is_none() || from_existing != total;
         let (backup, encrypted) = std::thread::scope(|scope| {
             let backup = scope.spawn(|| self.write_backup(&plain_bytes));
             let encrypted = if wrote_encrypted {
-                self.write_entries(&enc_path, &out)
+                self.write_rendered(&enc_path, &rendered)
             } else {
                 Ok(())
             };
@@ -168,7 +249,7 @@ impl SecretsDir {
             plaintext_file: plain_path,
             encrypted_file: enc_path,
             backup_file: self.backup_path(),
-            total: out.len(),
+            total,
             already_sealed,
             not_secret,
             key_id: match form {
@@ -210,22 +291,19 @@ impl SecretsDir {
     }
 }
 
-fn plan_entry(
+fn plan_entry<'a>(
     keyring: &Keyring,
     form: SealForm,
     name: &str,
-    value: &Value,
-    existing: Option<&Entries>,
-) -> Plan {
+    value: &'a Value,
+    existing: Option<&'a Entries>,
+) -> (Plan, Option<Rendered<'a>>) {
     let existing = existing.and_then(|e| e.get(name));
     let Some(text) = seal::as_string(value) else {
         return match existing {
-            Some(old) if old != value => Plan::Differs,
-            Some(old) => Plan::Existing(old.clone()),
-            None => Plan::Copy {
-                value: value.clone(),
-                sealed: false,
-            },
+            Some(old) if old != value => (Plan::Differs, None),
+            Some(old) => (Plan::Existing { string: false }, Some(Rendered::Value(old))),
+            None => (Plan::Copy { sealed: false }, Some(Rendered::Value(value))),
         };
     };
     // A value of secrets.json that is already ciphertext is opened to
@@ -238,36 +316,92 @@ fn plan_entry(
                 opened_plain = secret;
                 opened_plain.expose_secret()
             }
-            Err(class) => return Plan::PlainFails(class),
+            Err(class) => return (Plan::PlainFails(class), None),
         }
     } else {
         text
     };
     match existing {
         None => {}
-        Some(Value::String(old)) => {
+        Some(old_value @ Value::String(old)) => {
             let same = match classify(old) {
                 Ok(Classification::Plaintext) => old == plaintext,
                 _ => match seal::open(keyring, name, old) {
                     Ok(secret) => secret.expose_secret() == plaintext,
-                    Err(class) => return Plan::EncryptedFails(class),
+                    Err(class) => return (Plan::EncryptedFails(class), None),
                 },
             };
             if !same {
-                return Plan::Differs;
+                return (Plan::Differs, None);
             }
             if !matches!(classify(old), Ok(Classification::Plaintext)) {
-                return Plan::Existing(Value::String(old.clone()));
+                return (
+                    Plan::Existing { string: true },
+                    Some(Rendered::Value(old_value)),
+                );
             }
         }
-        Some(_) => return Plan::Differs,
+        Some(_) => return (Plan::Differs, None),
     }
     if looks_sealed {
-        Plan::Copy {
-            value: value.clone(),
-            sealed: true,
-        }
+        (Plan::Copy { sealed: true }, Some(Rendered::Value(value)))
     } else {
-        Plan::Sealed(seal::seal(keyring, form, name, plaintext))
+        let sealed = seal::seal(keyring, form, name, plaintext);
+        (Plan::Sealed, Some(Rendered::Sealed(sealed)))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::path::Path;
+
+    use atom_crypto::Key;
+
+    use super::*;
+    use crate::dir::render;
+
+    /// The file `migrate` renders share by share is byte for byte what
+    /// every other write renders for the same entries, whatever the values.
+    #[test]
+    fn migrate_renders_as_every_other_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut plain = serde_json::Map::new();
+        for i in 0..3000 {
+            let (name, value) = match i % 6 {
+                0 => (format!("secret_{i}"), Value::from(format!("sk-{i}"))),
+                1 => (format!("quote\"d\n{i}"), Value::from("tab\tand \"quotes\"")),
+                2 => (format!("unicodé_{i}"), Value::from("ключ ✓")),
+                3 => (format!("empty_{i}"), Value::from("")),
+                4 => (format!("number_{i}"), Value::from(i)),
+                _ => (
+                    format!("nested_{i}"),
+                    serde_json::json!({"a": [1, null, true], "b": "x"}),
+                ),
+            };
+            plain.insert(name, value);
+        }
+        std::fs::write(
+            dir.path().join("secrets.json"),
+            serde_json::to_vec(&plain).unwrap(),
+        )
+        .unwrap();
+        let keyring = Keyring::new(Key::generate().unwrap(), []).unwrap();
+        let secrets = SecretsDir::new(dir.path());
+        let report = secrets.migrate(&keyring).unwrap();
+        assert_eq!(report.total, 3000);
+        let bytes = std::fs::read(dir.path().join("secrets.enc")).unwrap();
+        let entries = parse::parse_entries(Path::new("secrets.enc"), &bytes).unwrap();
+        assert_eq!(render(&entries).unwrap(), bytes);
+        let names: Vec<&String> = entries.keys().collect();
+        assert_eq!(names, plain.keys().collect::<Vec<_>>());
+        // An empty file renders as the empty object.
+        let empty = tempfile::tempdir().unwrap();
+        std::fs::write(empty.path().join("secrets.json"), b"{}").unwrap();
+        SecretsDir::new(empty.path()).migrate(&keyring).unwrap();
+        assert_eq!(
+            std::fs::read(empty.path().join("secrets.enc")).unwrap(),
+            render(&Entries::new()).unwrap()
+        );
     }
 }
