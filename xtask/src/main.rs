@@ -137,6 +137,11 @@ struct BenchArgs {
 /// Set when bench-rotate re-invoked itself in release mode.
 const RELEASE_MARKER: &str = "ATOM_XTASK_BENCH_RELEASE";
 
+/// The allocator of every Atom binary: glibc's malloc made the two cores'
+/// sealing threads queue on one arena lock (docs/PERFORMANCE.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

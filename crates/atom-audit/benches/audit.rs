@@ -21,6 +21,10 @@ use atom_crypto::{Context, Key, Keyring};
 use chrono::DateTime;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
+/// As in the shipped binaries (see docs/PERFORMANCE.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const TOKEN: &str =
     "gho_16C7e42F292c6912E7710c838347Ae178B4a0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHI";
 

@@ -24,6 +24,10 @@ use atom_credentials::{
 use atom_crypto::{Context, Key, Keyring, Protection, SecretString};
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement, TransactionTrait, Value};
 
+/// As in the shipped binaries (see docs/PERFORMANCE.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Default)]
 struct Counting(AtomicU64);
 

@@ -8,6 +8,10 @@ use std::hint::black_box;
 use atom_crypto::{Context, Key, Keyring};
 use criterion::{Criterion, criterion_group, criterion_main};
 
+/// As in the shipped binaries (see docs/PERFORMANCE.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn token() -> String {
     // "xoxb-" + 80 hex characters: 85 bytes, like bench_tokens.py.
     format!("xoxb-{}", "0123456789abcdef".repeat(5))

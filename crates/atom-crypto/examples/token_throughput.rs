@@ -8,6 +8,10 @@ use std::time::Instant;
 
 use atom_crypto::{Context, Key, Keyring};
 
+/// As in the shipped binaries (see docs/PERFORMANCE.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const N: u32 = 200_000;
 
 fn rate(n: u32, f: impl FnMut(u32)) -> f64 {

@@ -20,6 +20,10 @@ use atom_crypto::{Key, Keyring};
 use atom_secrets_file::SecretsDir;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
+/// As in the shipped binaries (see docs/PERFORMANCE.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const N: usize = 100_000;
 
 fn plaintext_file() -> Vec<u8> {

@@ -101,7 +101,7 @@ fn plan_and_render(
 /// About the bytes an entry takes in `secrets.enc` once its value is
 /// sealed, so that a share's buffer is allocated once.
 fn rendered_len(name: &str, value: &Value) -> usize {
-    const LAYOUT: usize = 8; // `,\n  "name": "value"` around the two
+    const LAYOUT: usize = 10; // `,\n  "name": "value"` around the two
     const PREFIX: usize = 21; // `atom:v1:<12 hex>:`
     match value {
         // A Fernet token: base64 of 57 bytes plus the padded ciphertext.
@@ -114,12 +114,13 @@ fn rendered_len(name: &str, value: &Value) -> usize {
 }
 
 /// [`render_entry`] for a value this run sealed: the stored form is
-/// url-safe base64 and `:` only, so it is written without JSON escaping.
+/// url-safe base64 and `:` only, so it is copied without JSON escaping (the
+/// check, for what JSON would escape, runs without branches).
 fn render_sealed_entry(out: &mut Vec<u8>, name: &str, sealed: &str) -> std::io::Result<()> {
-    if !sealed
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'-' | b'_' | b'='))
-    {
+    let needs_escaping = sealed.bytes().fold(false, |any, b| {
+        any | (b == b'"') | (b == b'\\') | (b < 0x20)
+    });
+    if needs_escaping {
         return render_entry(out, name, sealed);
     }
     if !out.is_empty() {

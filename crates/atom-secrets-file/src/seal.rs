@@ -42,6 +42,10 @@ pub(crate) fn open(
 /// Below this many items the cost of threads is not worth it.
 const PARALLEL_THRESHOLD: usize = 2048;
 
+/// Items a parallel job takes at least, so that one job's work outweighs
+/// handing it to another thread.
+const MIN_ITEMS_PER_JOB: usize = 256;
+
 /// Runs `f` on every item, split over the available cores. Results come back
 /// in item order.
 pub(crate) fn par_map<T: Send, R: Send>(items: &mut [T], f: impl Fn(&mut T) -> R + Sync) -> Vec<R> {
@@ -49,32 +53,24 @@ pub(crate) fn par_map<T: Send, R: Send>(items: &mut [T], f: impl Fn(&mut T) -> R
 }
 
 /// [`par_map`] with threads from `min_items` items on.
+///
+/// The work runs on rayon's pool, whose threads live as long as the
+/// process. Threads made per call (as this did before) each get a glibc
+/// malloc arena as they start, and two of them sometimes get the same one:
+/// a 100k-secret migrate then spent up to three times as long sealing,
+/// waiting on the arena's lock. A panic in `f` reaches the caller as is.
 pub(crate) fn par_map_min<T: Send, R: Send>(
     items: &mut [T],
     min_items: usize,
     f: impl Fn(&mut T) -> R + Sync,
 ) -> Vec<R> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if threads < 2 || items.len() < min_items {
+    use rayon::prelude::*;
+    if rayon::current_num_threads() < 2 || items.len() < min_items {
         return items.iter_mut().map(f).collect();
     }
-    let chunk = items.len().div_ceil(threads);
+    let per_job = (items.len() / rayon::current_num_threads()).clamp(1, MIN_ITEMS_PER_JOB);
     let f = &f;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = items
-            .chunks_mut(chunk)
-            .map(|part| scope.spawn(move || part.iter_mut().map(f).collect::<Vec<R>>()))
-            .collect();
-        let mut out = Vec::new();
-        for handle in handles {
-            match handle.join() {
-                Ok(part) => out.extend(part),
-                // A panic in a worker is a bug; carry it to the caller as is.
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        out
-    })
+    items.par_iter_mut().with_min_len(per_job).map(f).collect()
 }
 
 /// The string value of an entry, if it is one.

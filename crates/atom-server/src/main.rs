@@ -66,6 +66,11 @@ enum Command {
     },
 }
 
+/// The allocator of every Atom binary: glibc's malloc made the two cores'
+/// sealing threads queue on one arena lock (docs/PERFORMANCE.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     atom_server::init_tracing("info");
     let cli = Cli::parse();

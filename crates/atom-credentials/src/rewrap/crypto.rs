@@ -25,44 +25,19 @@ pub(super) enum Verdict {
     Fail(DecryptFailure, String),
 }
 
-/// Rows below this are not worth a second thread.
-const MIN_ROWS_PER_THREAD: usize = 64;
+/// Rows a parallel job takes at least.
+const MIN_ROWS_PER_JOB: usize = 64;
 
-/// Re-seals `rows` under the primary key of `keyring`, in order.
+/// Re-seals `rows` under the primary key of `keyring`, in order, on rayon's
+/// pool (long-lived threads, so each keeps its own malloc arena; threads
+/// made per batch could share one and wait on its lock). A panic in sealing
+/// is a bug and reaches the caller as is.
 pub(super) fn rewrap_rows(keyring: &Keyring, rows: &[Row], seal_plaintext: bool) -> Vec<Verdict> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(rows.len() / MIN_ROWS_PER_THREAD)
-        .max(1);
-    if threads == 1 {
-        return rows
-            .iter()
-            .map(|r| verdict(keyring, r, seal_plaintext))
-            .collect();
-    }
-    let per_thread = rows.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = rows
-            .chunks(per_thread)
-            .map(|chunk| {
-                scope.spawn(move || {
-                    chunk
-                        .iter()
-                        .map(|r| verdict(keyring, r, seal_plaintext))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| match h.join() {
-                Ok(verdicts) => verdicts,
-                // A panic in sealing is a bug; re-raise it on this thread
-                // rather than lose rows silently.
-                Err(panic) => std::panic::resume_unwind(panic),
-            })
-            .collect()
-    })
+    use rayon::prelude::*;
+    rows.par_iter()
+        .with_min_len(MIN_ROWS_PER_JOB)
+        .map(|r| verdict(keyring, r, seal_plaintext))
+        .collect()
 }
 
 fn verdict(keyring: &Keyring, row: &Row, seal_plaintext: bool) -> Verdict {
