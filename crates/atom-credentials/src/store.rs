@@ -82,14 +82,7 @@ impl CredentialStore {
         let report = migration::run(&migrating, &config.database_url).await?;
         migrating.close().await?;
         let db = crate::connect::connect(config).await?;
-        let store = CredentialStore {
-            db,
-            backend: config.database_url.backend(),
-            protection,
-            plaintext_transition: config.plaintext_transition,
-            audit: StoreAudit::new(auditor),
-            sqlite_rewrap_writer: Arc::default(),
-        };
+        let store = CredentialStore::assemble(db, config, protection, auditor);
         // Adopting a table moves rows aside: that is recorded. The rows are
         // already migrated (and none lost) when the record is written; if it
         // cannot be written the store does not open, and the next start
@@ -120,13 +113,12 @@ impl CredentialStore {
         config.database_url = config.database_url.without_create();
         let db = match crate::connect::connect(&config).await {
             Ok(db) => db,
-            Err(CredentialError::DatabaseUnavailable { .. })
+            Err(CredentialError::DatabaseUnavailable { message })
                 if config.database_url.backend() == Backend::Sqlite =>
             {
                 return Err(CredentialError::DatabaseUnavailable {
                     message: format!(
-                        "the SQLite database {} does not exist or cannot be opened (it is only created by a run that may change the database, not by a dry run)",
-                        config.database_url
+                        "{message}: the SQLite database does not exist or cannot be opened, and only a run that may change the database creates it, not a dry run"
                     ),
                 });
             }
@@ -137,14 +129,23 @@ impl CredentialStore {
             db.close().await?;
             return Err(CredentialError::NotMigrated { pending });
         }
-        Ok(CredentialStore {
+        Ok(CredentialStore::assemble(db, &config, protection, auditor))
+    }
+
+    fn assemble(
+        db: DatabaseConnection,
+        config: &StoreConfig,
+        protection: Protection,
+        auditor: Auditor,
+    ) -> CredentialStore {
+        CredentialStore {
             db,
             backend: config.database_url.backend(),
             protection,
             plaintext_transition: config.plaintext_transition,
             audit: StoreAudit::new(auditor),
             sqlite_rewrap_writer: Arc::default(),
-        })
+        }
     }
 
     /// The same store stamping `created_at`/`updated_at` with `clock`

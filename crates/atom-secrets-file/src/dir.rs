@@ -232,11 +232,17 @@ pub(crate) fn render_entry(
     name: &str,
     value: &(impl serde::Serialize + ?Sized),
 ) -> std::io::Result<()> {
+    render_name(out, name)?;
+    serde_json::to_writer(&mut *out, value).map_err(std::io::Error::other)
+}
+
+/// The part of [`render_entry`] before the value.
+pub(crate) fn render_name(out: &mut Vec<u8>, name: &str) -> std::io::Result<()> {
     if !out.is_empty() {
         out.push(b',');
     }
     out.extend_from_slice(b"\n  ");
     serde_json::to_writer(&mut *out, name).map_err(std::io::Error::other)?;
     out.extend_from_slice(b": ");
-    serde_json::to_writer(&mut *out, value).map_err(std::io::Error::other)
+    Ok(())
 }

@@ -7,7 +7,7 @@ use atom_crypto::{Classification, ExposeSecret as _, Keyring, classify};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::dir::{SecretsDir, render_entry};
+use crate::dir::{SecretsDir, render_entry, render_name};
 use crate::error::{Error, Result};
 use crate::keep::keep_aside;
 use crate::parse::{self, Entries};
@@ -82,12 +82,10 @@ fn plan_and_render(
     for (name, value) in share {
         let (plan, text) = plan_entry(keyring, form, name, value, existing);
         if rendering && result.is_ok() {
-            result = match (&plan, text) {
-                (Plan::Sealed, Some(Rendered::Sealed(text))) => {
-                    render_sealed_entry(&mut out, name, &text)
-                }
-                (_, Some(Rendered::Value(value))) => render_entry(&mut out, name, value),
-                _ => {
+            result = match text {
+                Some(Rendered::Sealed(text)) => render_sealed_entry(&mut out, name, &text),
+                Some(Rendered::Value(value)) => render_entry(&mut out, name, value),
+                None => {
                     rendering = false;
                     Ok(())
                 }
@@ -123,12 +121,8 @@ fn render_sealed_entry(out: &mut Vec<u8>, name: &str, sealed: &str) -> std::io::
     if needs_escaping {
         return render_entry(out, name, sealed);
     }
-    if !out.is_empty() {
-        out.push(b',');
-    }
-    out.extend_from_slice(b"\n  ");
-    serde_json::to_writer(&mut *out, name).map_err(std::io::Error::other)?;
-    out.extend_from_slice(b": \"");
+    render_name(out, name)?;
+    out.push(b'"');
     out.extend_from_slice(sealed.as_bytes());
     out.push(b'"');
     Ok(())
@@ -167,9 +161,8 @@ impl SecretsDir {
         // secrets.enc, never into a map of its own.
         let items: Vec<(&String, &Value)> = plain.iter().collect();
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let mut shares: Vec<&[(&String, &Value)]> = items
-            .chunks(items.len().div_ceil(threads).max(RENDER_SHARE_MIN))
-            .collect();
+        let share_len = items.len().div_ceil(threads).max(RENDER_SHARE_MIN);
+        let mut shares: Vec<&[(&String, &Value)]> = items.chunks(share_len).collect();
         let shares = seal::par_map_min(&mut shares, 2, |share| {
             plan_and_render(keyring, form, share, existing.as_ref())
         });
@@ -178,7 +171,7 @@ impl SecretsDir {
         let mut sealed_names = Vec::new();
         let (mut already_sealed, mut not_secret, mut from_existing) = (0, 0, 0);
         let (mut plain_failures, mut enc_failures, mut differing) = (vec![], vec![], vec![]);
-        let mut share_items = items.chunks(items.len().div_ceil(threads).max(RENDER_SHARE_MIN));
+        let mut share_items = items.chunks(share_len);
         for (share, plans) in shares {
             let share_items = share_items.next().unwrap_or_default();
             rendered.push(share.map_err(|e| Error::io(&enc_path, "render", e))?);

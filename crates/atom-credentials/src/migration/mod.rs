@@ -100,7 +100,7 @@ pub(crate) async fn pending(db: &DatabaseConnection) -> Result<Vec<String>, Cred
 ///   with `fcntl` record locks, which on Linux are independent of `flock`,
 ///   so this excludes other migrators and nothing else; it is released when
 ///   the file is closed, including by a crash.
-pub(crate) enum MigrationLock {
+enum MigrationLock {
     Session,
     File(std::fs::File),
     None,
