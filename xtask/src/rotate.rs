@@ -779,6 +779,15 @@ fn count_values(inventory: &Inventory) -> u64 {
     inventory.credentials.as_ref().map_or(0, |c| c.total)
 }
 
+/// The store settings for `url`, with a connection per worker (and two for
+/// the reads that run beside them).
+fn store_config(url: &str, workers: u32) -> Result<StoreConfig, Error> {
+    Ok(
+        StoreConfig::new(DatabaseUrl::parse(url).map_err(|e| Error::Usage(e.to_string()))?)
+            .with_max_connections(workers.max(1) + 2),
+    )
+}
+
 /// [`open_store`] without changing the database: no migration and no new
 /// SQLite file ([`CredentialStore::open_existing`]), for dry runs.
 pub(crate) async fn open_existing_store(
@@ -787,11 +796,8 @@ pub(crate) async fn open_existing_store(
     keyring: &Keyring,
     auditor: &Auditor,
 ) -> Result<CredentialStore, Error> {
-    let config =
-        StoreConfig::new(DatabaseUrl::parse(url).map_err(|e| Error::Usage(e.to_string()))?)
-            .with_max_connections(workers.max(1) + 2);
     Ok(CredentialStore::open_existing(
-        &config,
+        &store_config(url, workers)?,
         Protection::Encrypted(keyring.clone()),
         auditor.clone(),
     )
@@ -806,11 +812,8 @@ pub(crate) async fn open_store(
     keyring: &Keyring,
     auditor: &Auditor,
 ) -> Result<CredentialStore, Error> {
-    let config =
-        StoreConfig::new(DatabaseUrl::parse(url).map_err(|e| Error::Usage(e.to_string()))?)
-            .with_max_connections(workers.max(1) + 2);
     let (store, _) = CredentialStore::open(
-        &config,
+        &store_config(url, workers)?,
         Protection::Encrypted(keyring.clone()),
         auditor.clone(),
     )

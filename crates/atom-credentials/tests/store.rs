@@ -175,15 +175,18 @@ db_test!(list_and_status_are_audited_and_fail_closed, |db| {
 db_test!(open_existing_changes_nothing, |db| {
     let key = Key::generate().unwrap();
     let sink = common::Sink::default();
-    if db.kind == common::Kind::Sqlite {
-        // No database file: refused, and the file is not created.
-        let path = db.url.trim_start_matches("sqlite://").to_owned();
-        let err = CredentialStore::open_existing(
-            &db.config(),
+    let config = db.config();
+    let open_existing = || {
+        CredentialStore::open_existing(
+            &config,
             encrypted(&key, &[]),
             atom_audit::Auditor::new(sink.clone()),
         )
-        .await
+    };
+    if db.kind == common::Kind::Sqlite {
+        // No database file: refused, and the file is not created.
+        let path = db.url.trim_start_matches("sqlite://").to_owned();
+        let err = open_existing().await
         .unwrap_err();
         assert!(matches!(err, CredentialError::DatabaseUnavailable { .. }), "{err}");
         assert!(err.to_string().contains("does not exist"), "{err}");
@@ -193,12 +196,7 @@ db_test!(open_existing_changes_nothing, |db| {
     }
     // Not migrated yet: refused, and no table is created (not even the
     // migrations' own).
-    let err = CredentialStore::open_existing(
-        &db.config(),
-        encrypted(&key, &[]),
-        atom_audit::Auditor::new(sink.clone()),
-    )
-    .await
+    let err = open_existing().await
     .unwrap_err();
     assert!(matches!(err, CredentialError::NotMigrated { .. }), "{err}");
     assert!(err.to_string().contains("nothing was changed"), "{err}");
@@ -218,12 +216,7 @@ db_test!(open_existing_changes_nothing, |db| {
     let (store, _) = open(&db, encrypted(&key, &[])).await;
     store.put(&user("alice"), &provider("slack"), &secret("xoxb-1")).await.unwrap();
     store.close().await.unwrap();
-    let store = CredentialStore::open_existing(
-        &db.config(),
-        encrypted(&key, &[]),
-        atom_audit::Auditor::new(sink.clone()),
-    )
-    .await
+    let store = open_existing().await
     .unwrap();
     assert_eq!(
         reveal(&store.get(&user("alice"), &provider("slack")).await.unwrap()),
