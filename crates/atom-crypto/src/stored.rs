@@ -161,17 +161,131 @@ pub(crate) fn parse_parts(text: &str) -> Result<Parsed<'_>, CryptoError> {
             "unsupported format version (this build reads atom:v1); upgrade atom to read it",
         ));
     }
-    match token::parse_header(text) {
-        Some(header) => Ok(Parsed::Legacy(header)),
-        // Every Fernet token made before the year 36812 starts with these
-        // six characters (version 0x80 and the high timestamp bytes). One
-        // that fails the structural check was damaged (cut short, a line
-        // break appended, re-encoded): an error, never plaintext to seal.
-        None if text.starts_with(FERNET_START) => Err(CryptoError::Malformed(
-            "it starts like a Fernet token but is not a well-formed one (truncated, re-encoded or with extra characters)",
-        )),
+    if let Some(header) = token::parse_header(text) {
+        return Ok(Parsed::Legacy(header));
+    }
+    match near_token(text) {
+        Some(problem) => Err(CryptoError::Malformed(problem)),
         None => Ok(Parsed::Plaintext),
     }
+}
+
+/// Characters trimmed from around a value before it is compared with a
+/// token: whitespace and the quotes a copy and paste or a shell adds.
+fn is_wrapping(c: char) -> bool {
+    c.is_whitespace() || matches!(c, '"' | '\'' | '`')
+}
+
+/// Why `text`, which is neither a sealed value nor a well-formed Fernet
+/// token, is still damaged ciphertext rather than plaintext; `None` when
+/// it is plaintext. The rule (docs/COMPATIBILITY.md, "Damaged ciphertext"):
+/// after trimming whitespace and quotes around it, the value
+/// 1. starts with `atom:` (any case), or
+/// 2. starts with `gAAAAA`, as every Fernet token of our era does, or
+/// 3. decodes as base64 of either alphabet, padded or not, whitespace
+///    ignored, to a Fernet-shaped byte string (57 + 16n bytes, n >= 1,
+///    whose timestamp's three high bytes are zero; any version byte), or
+/// 4. has a Fernet token's length, padded or not, and at least four in
+///    five of its characters, but not all, are base64 characters.
+///
+/// A plaintext secret meets none of these unless it was made to look like
+/// a token; one that does is refused (never sealed as if it were a secret)
+/// and the operator decides.
+pub(crate) fn near_token(text: &str) -> Option<&'static str> {
+    let core = text.trim_matches(is_wrapping);
+    let wrapped = core.len() != text.len();
+    if core.len() >= 5 && core.as_bytes()[..5].eq_ignore_ascii_case(b"atom:") {
+        return Some(if wrapped {
+            "a sealed value (atom:...) with whitespace or quotes around it; remove them"
+        } else {
+            "it starts with atom: but is not a well-formed sealed value (atom:v1:<key id>:<token>)"
+        });
+    }
+    if core.starts_with(FERNET_START) {
+        return Some(if wrapped {
+            "a Fernet token with whitespace or quotes around it; remove them"
+        } else {
+            "it starts like a Fernet token but is not a well-formed one (truncated, re-encoded or with extra characters)"
+        });
+    }
+    if let Some(problem) = decodes_to_token(core) {
+        return Some(problem);
+    }
+    if has_token_length(core.len()) {
+        let b64 = core
+            .bytes()
+            .filter(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'+' | b'/' | b'='))
+            .count();
+        // All base64 and not token-shaped when decoded (rule 3) is a
+        // random string of that length, not a token.
+        if b64 < core.len() && b64 * 5 >= core.len() * 4 {
+            return Some(
+                "it has a Fernet token's length and is mostly base64, but holds characters a token cannot (a damaged token)",
+            );
+        }
+    }
+    None
+}
+
+/// The smallest Fernet token: version, timestamp, IV, one block, HMAC.
+const MIN_TOKEN_BYTES: usize = 1 + 8 + 16 + 16 + 32;
+
+/// Whether `bytes` is laid out like a Fernet token of our era, whatever
+/// its version byte.
+fn fernet_shaped(bytes: &[u8]) -> bool {
+    bytes.len() >= MIN_TOKEN_BYTES
+        && (bytes.len() - (MIN_TOKEN_BYTES - 16)).is_multiple_of(16)
+        && bytes[1..4] == [0, 0, 0]
+}
+
+/// Whether `len` characters are a Fernet token's length, padded or not.
+fn has_token_length(len: usize) -> bool {
+    if len < 97 {
+        return false;
+    }
+    // Padded: 4 * ceil(bytes / 3); unpadded: ceil(bytes * 4 / 3).
+    let blocks = |bytes: usize| bytes >= MIN_TOKEN_BYTES && (bytes - 57).is_multiple_of(16);
+    let padded = len.is_multiple_of(4) && (0..3).any(|short| blocks(len / 4 * 3 - short));
+    let unpadded = (len * 3 / 4..=len * 3 / 4 + 1)
+        .any(|bytes| blocks(bytes) && (bytes * 4).div_ceil(3) == len);
+    padded || unpadded
+}
+
+/// Decodes `core` (whitespace removed) as base64 of the url-safe or the
+/// standard alphabet, padding optional; `Some` when the bytes are a
+/// Fernet-shaped token that the strict parse refused.
+fn decodes_to_token(core: &str) -> Option<&'static str> {
+    use base64::Engine as _;
+    use base64::alphabet::{STANDARD, URL_SAFE};
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+
+    // A token's text is at least 97 characters; a value much larger than
+    // any credential is not worth decoding (a token of 64 KiB of payload).
+    if core.len() < 97 || core.len() > 96 * 1024 {
+        return None;
+    }
+    let compact: Vec<u8> = core.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    let config = GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true);
+    for (alphabet, problem) in [
+        (
+            &URL_SAFE,
+            "it decodes as url-safe base64 to a Fernet-shaped token, but not one Fernet accepts (a changed version byte, padding, line breaks)",
+        ),
+        (
+            &STANDARD,
+            "it is a Fernet-shaped token in the standard base64 alphabet ('+' and '/'); Fernet tokens use the url-safe one ('-' and '_')",
+        ),
+    ] {
+        let engine = GeneralPurpose::new(alphabet, config);
+        if let Ok(bytes) = engine.decode(&compact)
+            && fernet_shaped(&bytes)
+        {
+            return Some(problem);
+        }
+    }
+    None
 }
 
 /// `atom:v<digits>:` with a version other than 1.

@@ -118,9 +118,10 @@ fn classification_is_structural() {
         "hunter2",
         "gAAAA",
         "gAAAAB",
-        "atom:hello",
-        "atom:v:x",
+        "atomic",
         "sk-abc",
+        "  spaced out  ",
+        "\"quoted\"",
     ] {
         assert_eq!(
             classify(plain).unwrap(),
@@ -139,6 +140,8 @@ fn classification_is_structural() {
         format!("atom:v1:{}:not-a-token", ring.primary_id()),
         "atom:v1:XYZ:gAAAAA".to_owned(),
         format!("atom:v2:{}:{}", ring.primary_id(), legacy.as_str()),
+        "atom:hello".to_owned(),
+        "ATOM:v:x".to_owned(),
     ] {
         assert!(
             matches!(classify(&broken), Err(CryptoError::Malformed(_))),
@@ -150,6 +153,95 @@ fn classification_is_structural() {
     let err = ring.open(&Context::secret("n"), "hunter2").unwrap_err();
     assert!(matches!(err, CryptoError::NotSealed));
     assert!(err.to_string().contains("rewrap"));
+}
+
+/// Damaged ciphertext is never plaintext: every way a token is commonly
+/// damaged in transit (a stray space, quotes, a changed version byte,
+/// another base64 alphabet, lost padding, line breaks) is `Malformed`, so
+/// no command seals it as if it were the secret.
+#[test]
+fn damaged_tokens_are_malformed_never_plaintext() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+
+    let ring = keyring(1);
+    let legacy = ring.seal_legacy("real-db-password").into_string();
+    let sealed = ring
+        .seal(&Context::secret("n"), "real-db-password")
+        .into_string();
+    let bytes = URL_SAFE.decode(&legacy).unwrap();
+    let mut v81 = bytes.clone();
+    v81[0] = 0x81;
+    let mut v00 = bytes.clone();
+    v00[0] = 0x00;
+    let wrapped_at_76: String = legacy
+        .as_bytes()
+        .chunks(76)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut percent = legacy.clone();
+    percent.replace_range(..13, "%%%%%%%%%%%%%");
+    let cases = [
+        ("leading space", format!(" {legacy}")),
+        ("trailing space", format!("{legacy} ")),
+        ("tab and newline", format!("\t{legacy}\r\n")),
+        ("double quotes", format!("\"{legacy}\"")),
+        ("single quotes", format!("'{legacy}'")),
+        ("backticks", format!("`{legacy}`")),
+        ("sealed in quotes", format!("\"{sealed}\"")),
+        ("sealed with a space", format!("{sealed} ")),
+        ("version byte 0x81", URL_SAFE.encode(&v81)),
+        ("version byte 0x00", URL_SAFE.encode(&v00)),
+        ("version 0x81 unpadded", URL_SAFE_NO_PAD.encode(&v81)),
+        ("standard alphabet", STANDARD.encode(&bytes)),
+        (
+            "standard alphabet, unpadded",
+            STANDARD_NO_PAD.encode(&bytes),
+        ),
+        ("url-safe, unpadded", URL_SAFE_NO_PAD.encode(&bytes)),
+        ("wrapped at 76 columns", wrapped_at_76),
+        ("characters base64 lacks", percent),
+        ("a character replaced", legacy.replacen('A', "!", 1)),
+    ];
+    for (what, text) in &cases {
+        let err = classify(text).expect_err(what);
+        assert!(matches!(err, CryptoError::Malformed(_)), "{what}: {err:?}");
+        assert!(
+            !err.to_string().contains(&legacy[10..40]),
+            "{what}: the message holds the token"
+        );
+        assert!(
+            matches!(
+                ring.open(&Context::secret("n"), text),
+                Err(CryptoError::Malformed(_))
+            ),
+            "{what}"
+        );
+        // Rewrap refuses it even where plaintext would be sealed.
+        assert!(
+            ring.rewrap(&Context::secret("n"), text, true).is_err(),
+            "{what}"
+        );
+    }
+    // Ordinary secrets stay plaintext, including long random ones in
+    // either base64 alphabet whose bytes are not laid out like a token.
+    let random_b64 = URL_SAFE.encode([0x5au8; 75]);
+    let random_std = STANDARD.encode([0xfbu8; 120]);
+    for plain in [
+        "xoxb-1234-5678-abcdefghijklmnop",
+        "ghp_0123456789abcdefghijklmnopqrstuvwxyzAB",
+        "correct horse battery staple",
+        random_b64.as_str(),
+        random_std.as_str(),
+        "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7\n-----END PRIVATE KEY-----",
+    ] {
+        assert_eq!(
+            classify(plain).unwrap(),
+            Classification::Plaintext,
+            "{plain}"
+        );
+    }
 }
 
 #[test]
