@@ -24,6 +24,10 @@ pub struct StoreConfig {
     pub plaintext_transition: bool,
     /// Pool size; `None` picks 10 (4 for SQLite, whose writers serialize).
     pub max_connections: Option<u32>,
+    /// Tests: `PRAGMA max_page_count` of every SQLite connection, read
+    /// each time a connection is handed out.
+    #[cfg(feature = "test-util")]
+    pub sqlite_page_limit: Option<std::sync::Arc<std::sync::atomic::AtomicU32>>,
 }
 
 impl StoreConfig {
@@ -33,6 +37,8 @@ impl StoreConfig {
             database_url,
             plaintext_transition: false,
             max_connections: None,
+            #[cfg(feature = "test-util")]
+            sqlite_page_limit: None,
         }
     }
 
@@ -73,9 +79,9 @@ impl StoreConfig {
             },
         };
         Ok(StoreConfig {
-            database_url,
             plaintext_transition,
             max_connections,
+            ..StoreConfig::new(database_url)
         })
     }
 
@@ -88,6 +94,18 @@ impl StoreConfig {
     /// The same settings with another pool size.
     pub fn with_max_connections(mut self, n: u32) -> StoreConfig {
         self.max_connections = Some(n.max(1));
+        self
+    }
+
+    /// Tests: every SQLite connection gets `PRAGMA max_page_count = limit`
+    /// when it opens and whenever it is handed out, so a test can make the
+    /// database full (SQLITE_FULL) and give it room again without root.
+    #[cfg(feature = "test-util")]
+    pub fn with_sqlite_page_limit(
+        mut self,
+        limit: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    ) -> StoreConfig {
+        self.sqlite_page_limit = Some(limit);
         self
     }
 }

@@ -33,6 +33,10 @@ pub(crate) async fn connect(config: &StoreConfig) -> Result<DatabaseConnection, 
         // sqlx logs every statement at info level; ours hold no secrets
         // (values are bound, never inlined), but they are noise.
         .sqlx_logging(false);
+    // A connection returns to the pool only in a known state: see `settled`.
+    opt.map_sqlx_sqlite_pool_opts(|o| o.after_release(|c, _| Box::pin(settled(c))));
+    opt.map_sqlx_postgres_pool_opts(|o| o.after_release(|c, _| Box::pin(settled(c))));
+    opt.map_sqlx_mysql_pool_opts(|o| o.after_release(|c, _| Box::pin(settled(c))));
     if url.backend() == Backend::Sqlite {
         // WAL lets readers proceed while one writer commits; writers wait
         // for each other up to the busy timeout instead of failing. The
@@ -48,6 +52,10 @@ pub(crate) async fn connect(config: &StoreConfig) -> Result<DatabaseConnection, 
                 // every row anyway.
                 .row_buffer_size(SQLITE_ROW_BUFFER)
         });
+        #[cfg(feature = "test-util")]
+        if let Some(limit) = config.sqlite_page_limit.clone() {
+            test_util::apply_page_limit(&mut opt, limit);
+        }
     }
     let mut attempt = 0;
     loop {
@@ -72,6 +80,69 @@ pub(crate) async fn connect(config: &StoreConfig) -> Result<DatabaseConnection, 
                 });
             }
         }
+    }
+}
+
+/// Whether a connection being released may go back to the pool: only when
+/// no transaction is open on it, as far as the driver knows, after any
+/// rollback queued by a dropped transaction has run (the ping waits for
+/// it). A COMMIT or ROLLBACK that failed leaves the driver's transaction
+/// depth above zero while the database may have rolled back by itself
+/// (SQLite does on SQLITE_FULL) or kept the transaction open: reused, such
+/// a connection would turn every later `BEGIN` into a SAVEPOINT of a
+/// transaction that never commits, acknowledging writes that are never
+/// stored and holding SQLite's write lock. Closing it rolls back whatever
+/// the database still holds.
+async fn settled<C: sea_orm::sqlx::Connection>(conn: &mut C) -> Result<bool, sea_orm::sqlx::Error> {
+    if conn.is_in_transaction() {
+        conn.ping().await?;
+    }
+    if conn.is_in_transaction() {
+        tracing::warn!(
+            "a database connection was released with a transaction in an unknown state (a failed COMMIT or ROLLBACK); it is closed, not reused"
+        );
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+#[cfg(feature = "test-util")]
+mod test_util {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use sea_orm::ConnectOptions;
+    use sea_orm::sqlx::{Executor as _, SqliteConnection};
+
+    async fn set_limit(
+        conn: &mut SqliteConnection,
+        limit: &AtomicU32,
+    ) -> Result<(), sea_orm::sqlx::Error> {
+        let pages = limit.load(Ordering::SeqCst);
+        conn.execute(sea_orm::sqlx::AssertSqlSafe(format!(
+            "PRAGMA max_page_count = {pages}"
+        )))
+        .await?;
+        Ok(())
+    }
+
+    /// Every SQLite connection of the pool gets `PRAGMA max_page_count` from
+    /// `limit` when it opens and each time it is handed out, so a test can
+    /// fill the database (SQLITE_FULL) and free it again on a live pool.
+    pub(super) fn apply_page_limit(opt: &mut ConnectOptions, limit: Arc<AtomicU32>) {
+        opt.map_sqlx_sqlite_pool_opts(move |o| {
+            let on_connect = Arc::clone(&limit);
+            let on_acquire = Arc::clone(&limit);
+            o.after_release(|c, _| Box::pin(super::settled(c)))
+                .after_connect(move |c, _| {
+                    let limit = Arc::clone(&on_connect);
+                    Box::pin(async move { set_limit(c, &limit).await })
+                })
+                .before_acquire(move |c, _| {
+                    let limit = Arc::clone(&on_acquire);
+                    Box::pin(async move { set_limit(c, &limit).await.map(|()| true) })
+                })
+        });
     }
 }
 

@@ -3,6 +3,12 @@
 // per backend (the SQLite file written by Python itself is in
 // python_legacy.rs).
 
+use super::KIND;
+use atom_credentials::{CredentialStore, RewrapOptions};
+use atom_crypto::Key;
+
+use crate::common::{self, encrypted, provider, reveal, secret, user};
+
 db_test!(adopts_a_legacy_table_without_losing_a_row, |db| {
     let key = Key::generate().unwrap();
     let ring = common::keyring(&key, &[]);
@@ -71,7 +77,12 @@ db_test!(adopts_a_legacy_table_without_losing_a_row, |db| {
     .unwrap();
     assert!(report.adopted_existing_table, "{report}");
     assert_eq!(
-        (report.rows_kept, report.duplicates_archived, report.incomplete_archived, report.timestamps_filled),
+        (
+            report.rows_kept,
+            report.duplicates_archived,
+            report.incomplete_archived,
+            report.timestamps_filled
+        ),
         (3, 2, 1, 2),
         "{report}"
     );
@@ -84,19 +95,35 @@ db_test!(adopts_a_legacy_table_without_losing_a_row, |db| {
             incomplete_archived: 1,
         }]
     );
-    for (u, p, want) in [("alice", "github", "a-new"), ("bob", "slack", "b-only"), ("carol", "gitlab", "c-only")] {
-        assert_eq!(reveal(&store.get(&user(u), &provider(p)).await.unwrap()), want);
+    for (u, p, want) in [
+        ("alice", "github", "a-new"),
+        ("bob", "slack", "b-only"),
+        ("carol", "gitlab", "c-only"),
+    ] {
+        assert_eq!(
+            reveal(&store.get(&user(u), &provider(p)).await.unwrap()),
+            want
+        );
     }
     // (Compared to the second: the legacy MariaDB DATETIME kept no fraction.)
     let list = store.list(&user("alice")).await.unwrap();
     assert_eq!(list[0].created_at.timestamp(), at(9).and_utc().timestamp());
     // None lost: the archive holds the rest, and they still decrypt.
     let archived = raw
-        .strings("SELECT encrypted_token FROM user_credentials_archive ORDER BY original_id", vec![])
+        .strings(
+            "SELECT encrypted_token FROM user_credentials_archive ORDER BY original_id",
+            vec![],
+        )
         .await;
     let archived: Vec<String> = archived
         .iter()
-        .map(|t| reveal(&ring.open(&atom_crypto::Context::credential("", ""), t).unwrap()))
+        .map(|t| {
+            reveal(
+                &ring
+                    .open(&atom_crypto::Context::credential("", ""), t)
+                    .unwrap(),
+            )
+        })
         .collect();
     assert_eq!(archived, ["a-old", "a-mid", "orphan"]);
     // The index now holds, and the store works on the adopted table.

@@ -1,6 +1,15 @@
 // Many tasks doing put/get/delete on overlapping credentials while a
 // rewrap runs, included once per backend.
 
+use super::KIND;
+use std::sync::Arc;
+
+use atom_credentials::{CredentialError, RewrapOptions};
+use atom_crypto::{Key, Protection};
+
+use super::rotation::{assert_all_open, seed, under};
+use crate::common::{self, encrypted, open, provider, reveal, secret, user};
+
 db_test!(concurrent_writers_and_rewrap_lose_nothing, |db| {
     use std::collections::HashMap;
     use tokio::sync::Mutex;
@@ -26,7 +35,12 @@ db_test!(concurrent_writers_and_rewrap_lose_nothing, |db| {
     type Expected = HashMap<(String, String), Mutex<Option<String>>>;
     let expected: Arc<Expected> = Arc::new(
         keys.iter()
-            .map(|(u, p)| ((u.clone(), p.clone()), Mutex::new(Some(format!("seed-{u}-{p}")))))
+            .map(|(u, p)| {
+                (
+                    (u.clone(), p.clone()),
+                    Mutex::new(Some(format!("seed-{u}-{p}"))),
+                )
+            })
             .collect(),
     );
 
@@ -65,7 +79,9 @@ db_test!(concurrent_writers_and_rewrap_lose_nothing, |db| {
                     _ => match (store.get(&u_id, &p_id).await, slot.as_deref()) {
                         (Ok(v), Some(want)) => assert_eq!(reveal(&v), want),
                         (Err(CredentialError::NotFound { .. }), None) => {}
-                        (got, want) => panic!("{u}/{p}: got {:?}, want {want:?}", got.map(|_| "a value")),
+                        (got, want) => {
+                            panic!("{u}/{p}: got {:?}, want {want:?}", got.map(|_| "a value"))
+                        }
                     },
                 }
             }

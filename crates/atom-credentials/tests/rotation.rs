@@ -1,9 +1,16 @@
 // Rewrap and status, included once per backend.
 
+use super::KIND;
+use atom_audit::{Action, DecryptFailure, Outcome, Subject};
+use atom_credentials::CredentialStore;
+use atom_crypto::{Key, Protection};
+
+use crate::common::{self, encrypted, open, provider, reveal, secret, user};
+
 use atom_credentials::{IdRange, RewrapOptions, StoreStatus};
 
 /// Seeds `n` credentials (user_<i>, github) through `store`.
-async fn seed(store: &CredentialStore, n: usize) {
+pub(super) async fn seed(store: &CredentialStore, n: usize) {
     for i in 0..n {
         store
             .put(
@@ -16,7 +23,7 @@ async fn seed(store: &CredentialStore, n: usize) {
     }
 }
 
-async fn assert_all_open(store: &CredentialStore, n: usize) {
+pub(super) async fn assert_all_open(store: &CredentialStore, n: usize) {
     for i in 0..n {
         let t = store
             .get(&user(&format!("user_{i}")), &provider("github"))
@@ -26,7 +33,7 @@ async fn assert_all_open(store: &CredentialStore, n: usize) {
     }
 }
 
-fn under(status: &StoreStatus, key: &Key) -> u64 {
+pub(super) fn under(status: &StoreStatus, key: &Key) -> u64 {
     status
         .by_key
         .iter()
@@ -49,7 +56,10 @@ db_test!(rewrap_moves_every_row_to_the_new_key, |db| {
         .rewrap(&RewrapOptions::new().batch_size(7), |p| seen.push(p.done))
         .await
         .unwrap();
-    assert_eq!((progress.done, progress.skipped, progress.failed), (50, 0, 0));
+    assert_eq!(
+        (progress.done, progress.skipped, progress.failed),
+        (50, 0, 0)
+    );
     assert!(progress.finished);
     assert_eq!(seen.len(), 8, "ceil(50 / 7) batches: {seen:?}");
     assert!(seen.windows(2).all(|w| w[0] <= w[1]));
@@ -63,10 +73,16 @@ db_test!(rewrap_moves_every_row_to_the_new_key, |db| {
     assert_all_open(&store, 50).await;
     let names = sink.names();
     // The status read before the run is recorded too.
-    assert_eq!(&names[..2], ["credential_status_read", "key_rotation_started"]);
+    assert_eq!(
+        &names[..2],
+        ["credential_status_read", "key_rotation_started"]
+    );
     assert!(names.contains(&"key_rotation_finished"));
     assert_eq!(
-        names.iter().filter(|n| **n == "key_rotation_progressed").count(),
+        names
+            .iter()
+            .filter(|n| **n == "key_rotation_progressed")
+            .count(),
         8
     );
     // Nothing left: a second run does nothing.
@@ -74,41 +90,44 @@ db_test!(rewrap_moves_every_row_to_the_new_key, |db| {
     assert_eq!(again.done, 0);
 });
 
-db_test!(rewrap_resumes_from_last_id_and_dry_run_writes_nothing, |db| {
-    let (old, new) = (Key::generate().unwrap(), Key::generate().unwrap());
-    let (store, _) = open(&db, encrypted(&old, &[])).await;
-    seed(&store, 30).await;
-    let (store, _) = open(&db, encrypted(&new, &[&old])).await;
+db_test!(
+    rewrap_resumes_from_last_id_and_dry_run_writes_nothing,
+    |db| {
+        let (old, new) = (Key::generate().unwrap(), Key::generate().unwrap());
+        let (store, _) = open(&db, encrypted(&old, &[])).await;
+        seed(&store, 30).await;
+        let (store, _) = open(&db, encrypted(&new, &[&old])).await;
 
-    let dry = store
-        .rewrap(&RewrapOptions::new().dry_run(true).batch_size(8), |_| {})
-        .await
-        .unwrap();
-    assert_eq!(dry.done, 30);
-    assert_eq!(store.status().await.unwrap().needs_rewrap, 30);
+        let dry = store
+            .rewrap(&RewrapOptions::new().dry_run(true).batch_size(8), |_| {})
+            .await
+            .unwrap();
+        assert_eq!(dry.done, 30);
+        assert_eq!(store.status().await.unwrap().needs_rewrap, 30);
 
-    // Two batches, as if the process stopped; then resume from last_id.
-    let options = RewrapOptions::new().batch_size(10);
-    let first = store.rewrap_batch(i64::MIN, &options).await.unwrap();
-    let second = store
-        .rewrap_batch(first.last_id.unwrap(), &options)
-        .await
-        .unwrap();
-    assert_eq!((first.done, second.done), (10, 10));
-    assert!(!second.finished);
-    let resumed = store
-        .rewrap(
-            &options
-                .clone()
-                .range(IdRange::ALL.resume_after(second.last_id.unwrap())),
-            |_| {},
-        )
-        .await
-        .unwrap();
-    assert_eq!(resumed.done, 10);
-    assert_eq!(store.status().await.unwrap().needs_rewrap, 0);
-    assert_all_open(&store, 30).await;
-});
+        // Two batches, as if the process stopped; then resume from last_id.
+        let options = RewrapOptions::new().batch_size(10);
+        let first = store.rewrap_batch(i64::MIN, &options).await.unwrap();
+        let second = store
+            .rewrap_batch(first.last_id.unwrap(), &options)
+            .await
+            .unwrap();
+        assert_eq!((first.done, second.done), (10, 10));
+        assert!(!second.finished);
+        let resumed = store
+            .rewrap(
+                &options
+                    .clone()
+                    .range(IdRange::ALL.resume_after(second.last_id.unwrap())),
+                |_| {},
+            )
+            .await
+            .unwrap();
+        assert_eq!(resumed.done, 10);
+        assert_eq!(store.status().await.unwrap().needs_rewrap, 0);
+        assert_all_open(&store, 30).await;
+    }
+);
 
 db_test!(rewrap_reports_rows_that_do_not_open_and_continues, |db| {
     let (old, new) = (Key::generate().unwrap(), Key::generate().unwrap());
@@ -130,7 +149,10 @@ db_test!(rewrap_reports_rows_that_do_not_open_and_continues, |db| {
         .unwrap();
     assert_eq!((progress.done, progress.failed), (9, 1));
     let failure = &progress.failures[0];
-    assert_eq!((failure.user.as_str(), failure.reason), ("user_3", DecryptFailure::NotAuthentic));
+    assert_eq!(
+        (failure.user.as_str(), failure.reason),
+        ("user_3", DecryptFailure::NotAuthentic)
+    );
     assert!(sink.actions().contains(&Action::DecryptionFailed {
         subject: Subject::Credential {
             user: "user_3".into(),
@@ -166,7 +188,12 @@ db_test!(status_and_rewrap_cover_legacy_and_plaintext_rows, |db| {
         .unwrap();
     let status = store.status().await.unwrap();
     assert_eq!(
-        (status.total, status.legacy, status.plaintext, status.needs_rewrap),
+        (
+            status.total,
+            status.legacy,
+            status.plaintext,
+            status.needs_rewrap
+        ),
         (3, 1, 1, 2)
     );
     assert_eq!(status.primary, Some(key.id()));
@@ -184,7 +211,10 @@ db_test!(status_and_rewrap_cover_legacy_and_plaintext_rows, |db| {
         .unwrap();
     assert_eq!((progress.done, progress.failed), (1, 0));
     let status = store.status().await.unwrap();
-    assert_eq!((status.legacy, status.plaintext, status.needs_rewrap), (0, 0, 0));
+    assert_eq!(
+        (status.legacy, status.plaintext, status.needs_rewrap),
+        (0, 0, 0)
+    );
     assert_eq!(
         reveal(&store.get(&user("paul"), &provider("github")).await.unwrap()),
         "plain-token"
@@ -228,7 +258,10 @@ db_test!(parallel_workers_on_split_ranges_and_shared_range, |db| {
         let store = store.clone();
         workers.push(tokio::spawn(async move {
             store
-                .rewrap(&RewrapOptions::new().batch_size(5).skip_locked(true), |_| {})
+                .rewrap(
+                    &RewrapOptions::new().batch_size(5).skip_locked(true),
+                    |_| {},
+                )
                 .await
                 .unwrap()
         }));

@@ -2,6 +2,8 @@
 // list, delete, erase_user, isolation, the unique index, fail-closed audit,
 // plaintext rows.
 
+use super::KIND;
+
 use std::sync::Arc;
 
 use atom_audit::{Action, DecryptFailure, Outcome, Subject};
@@ -17,10 +19,17 @@ db_test!(put_then_get_round_trips_and_is_audited, |db| {
         .put(&user("alice"), &provider("github"), &secret("gho_123"))
         .await
         .unwrap();
-    let token = store.get(&user("alice"), &provider("github")).await.unwrap();
+    let token = store
+        .get(&user("alice"), &provider("github"))
+        .await
+        .unwrap();
     assert_eq!(reveal(&token), "gho_123");
     let stored = db.raw().await.token("alice", "github").await;
-    assert!(stored.starts_with("atom:v1:"), "stored sealed: {}", &stored[..10]);
+    assert!(
+        stored.starts_with("atom:v1:"),
+        "stored sealed: {}",
+        &stored[..10]
+    );
     assert!(!stored.contains("gho_123"));
     let actions = sink.actions();
     assert_eq!(
@@ -65,56 +74,62 @@ db_test!(put_upserts_and_keeps_created_at, |db| {
     );
 });
 
-db_test!(another_users_ciphertext_does_not_open_and_is_audited, |db| {
-    let key = Key::generate().unwrap();
-    let (store, sink) = open(&db, encrypted(&key, &[])).await;
-    store
-        .put(&user("alice"), &provider("github"), &secret("alice-secret"))
-        .await
-        .unwrap();
-    store
-        .put(&user("bob"), &provider("github"), &secret("bob-secret"))
-        .await
-        .unwrap();
-    store
-        .put(&user("alice"), &provider("slack"), &secret("alice-slack"))
-        .await
-        .unwrap();
-    let raw = db.raw().await;
-    let alices = raw.token("alice", "github").await;
-    // Copy alice's ciphertext into bob's row, then into alice's own row of
-    // another provider: neither opens.
-    for (u, p) in [("bob", "github"), ("alice", "slack")] {
-        raw.exec(
+db_test!(
+    another_users_ciphertext_does_not_open_and_is_audited,
+    |db| {
+        let key = Key::generate().unwrap();
+        let (store, sink) = open(&db, encrypted(&key, &[])).await;
+        store
+            .put(&user("alice"), &provider("github"), &secret("alice-secret"))
+            .await
+            .unwrap();
+        store
+            .put(&user("bob"), &provider("github"), &secret("bob-secret"))
+            .await
+            .unwrap();
+        store
+            .put(&user("alice"), &provider("slack"), &secret("alice-slack"))
+            .await
+            .unwrap();
+        let raw = db.raw().await;
+        let alices = raw.token("alice", "github").await;
+        // Copy alice's ciphertext into bob's row, then into alice's own row of
+        // another provider: neither opens.
+        for (u, p) in [("bob", "github"), ("alice", "slack")] {
+            raw.exec(
             "UPDATE user_credentials SET encrypted_token = ? WHERE user_id = ? AND provider = ?",
             vec![alices.clone().into(), u.into(), p.into()],
         )
         .await
         .unwrap();
-        let err = store.get(&user(u), &provider(p)).await.unwrap_err();
-        assert!(
-            matches!(err, CredentialError::DecryptionFailed { .. }),
-            "{err}"
-        );
-        assert!(!err.to_string().contains("alice-secret"));
-        let last = sink.events().pop().unwrap();
-        assert_eq!(last.outcome, Outcome::Failure);
-        assert_eq!(
-            last.action,
-            Action::DecryptionFailed {
-                subject: Subject::Credential {
-                    user: u.into(),
-                    provider: p.into(),
-                },
-                key_id: Some(key.id()),
-                reason: DecryptFailure::NotAuthentic,
-            }
-        );
+            let err = store.get(&user(u), &provider(p)).await.unwrap_err();
+            assert!(
+                matches!(err, CredentialError::DecryptionFailed { .. }),
+                "{err}"
+            );
+            assert!(!err.to_string().contains("alice-secret"));
+            let last = sink.events().pop().unwrap();
+            assert_eq!(last.outcome, Outcome::Failure);
+            assert_eq!(
+                last.action,
+                Action::DecryptionFailed {
+                    subject: Subject::Credential {
+                        user: u.into(),
+                        provider: p.into(),
+                    },
+                    key_id: Some(key.id()),
+                    reason: DecryptFailure::NotAuthentic,
+                }
+            );
+        }
+        // The owner still reads it.
+        let token = store
+            .get(&user("alice"), &provider("github"))
+            .await
+            .unwrap();
+        assert_eq!(reveal(&token), "alice-secret");
     }
-    // The owner still reads it.
-    let token = store.get(&user("alice"), &provider("github")).await.unwrap();
-    assert_eq!(reveal(&token), "alice-secret");
-});
+);
 
 db_test!(list_gives_metadata_never_tokens, |db| {
     let key = Key::generate().unwrap();
@@ -141,8 +156,14 @@ db_test!(list_and_status_are_audited_and_fail_closed, |db| {
     let key = Key::generate().unwrap();
     let (store, sink) = open(&db, encrypted(&key, &[])).await;
     let alice = user("alice");
-    store.put(&alice, &provider("slack"), &secret("xoxb-1")).await.unwrap();
-    store.put(&alice, &provider("github"), &secret("gho-2")).await.unwrap();
+    store
+        .put(&alice, &provider("slack"), &secret("xoxb-1"))
+        .await
+        .unwrap();
+    store
+        .put(&alice, &provider("github"), &secret("gho-2"))
+        .await
+        .unwrap();
     let before = sink.events().len();
     assert_eq!(store.list(&alice).await.unwrap().len(), 2);
     let status = store.status().await.unwrap();
@@ -186,9 +207,11 @@ db_test!(open_existing_changes_nothing, |db| {
     if db.kind == common::Kind::Sqlite {
         // No database file: refused, and the file is not created.
         let path = db.url.trim_start_matches("sqlite://").to_owned();
-        let err = open_existing().await
-        .unwrap_err();
-        assert!(matches!(err, CredentialError::DatabaseUnavailable { .. }), "{err}");
+        let err = open_existing().await.unwrap_err();
+        assert!(
+            matches!(err, CredentialError::DatabaseUnavailable { .. }),
+            "{err}"
+        );
         assert!(err.to_string().contains("does not exist"), "{err}");
         assert!(!std::path::Path::new(&path).exists());
         // An empty file is an empty SQLite database.
@@ -196,8 +219,7 @@ db_test!(open_existing_changes_nothing, |db| {
     }
     // Not migrated yet: refused, and no table is created (not even the
     // migrations' own).
-    let err = open_existing().await
-    .unwrap_err();
+    let err = open_existing().await.unwrap_err();
     assert!(matches!(err, CredentialError::NotMigrated { .. }), "{err}");
     assert!(err.to_string().contains("nothing was changed"), "{err}");
     let raw = db.raw().await;
@@ -214,10 +236,12 @@ db_test!(open_existing_changes_nothing, |db| {
     assert_eq!(tables, 0);
     // Once migrated, it opens and reads.
     let (store, _) = open(&db, encrypted(&key, &[])).await;
-    store.put(&user("alice"), &provider("slack"), &secret("xoxb-1")).await.unwrap();
+    store
+        .put(&user("alice"), &provider("slack"), &secret("xoxb-1"))
+        .await
+        .unwrap();
     store.close().await.unwrap();
-    let store = open_existing().await
-    .unwrap();
+    let store = open_existing().await.unwrap();
     assert_eq!(
         reveal(&store.get(&user("alice"), &provider("slack")).await.unwrap()),
         "xoxb-1"
@@ -243,8 +267,11 @@ db_test!(delete_removes_one_credential, |db| {
         .collect();
     assert_eq!(deletes, [Outcome::Success, Outcome::Failure]);
     // The failed read of the deleted credential is on record too.
-    assert!(events.iter().any(|e| e.name() == "credential_accessed"
-        && e.outcome == Outcome::Failure));
+    assert!(
+        events
+            .iter()
+            .any(|e| e.name() == "credential_accessed" && e.outcome == Outcome::Failure)
+    );
 });
 
 db_test!(erase_user_removes_everything_of_one_user, |db| {
@@ -311,11 +338,21 @@ db_test!(unique_index_refuses_a_second_row, |db| {
         .await
         .unwrap();
     assert_eq!(
-        reveal(&store.get(&user("alice"), &provider("github")).await.unwrap()),
+        reveal(
+            &store
+                .get(&user("alice"), &provider("github"))
+                .await
+                .unwrap()
+        ),
         "a"
     );
     assert_eq!(
-        reveal(&store.get(&user("Alice"), &provider("github")).await.unwrap()),
+        reveal(
+            &store
+                .get(&user("Alice"), &provider("github"))
+                .await
+                .unwrap()
+        ),
         "b"
     );
 });
@@ -372,7 +409,10 @@ db_test!(plaintext_rows_need_the_transition_setting, |db| {
     let key = Key::generate().unwrap();
     let (store, sink) = open(&db, encrypted(&key, &[])).await;
     let err = store.get(&dave, &gitlab).await.unwrap_err();
-    assert!(matches!(err, CredentialError::PlaintextRefused { .. }), "{err}");
+    assert!(
+        matches!(err, CredentialError::PlaintextRefused { .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("atom credentials rewrap"), "{err}");
     assert!(matches!(
         sink.actions().pop(),
@@ -382,16 +422,22 @@ db_test!(plaintext_rows_need_the_transition_setting, |db| {
         })
     ));
     let config = db.config().with_plaintext_transition(true);
-    let (transition, _) =
-        CredentialStore::open(&config, encrypted(&key, &[]), atom_audit::Auditor::new(sink.clone()))
-            .await
-            .unwrap();
+    let (transition, _) = CredentialStore::open(
+        &config,
+        encrypted(&key, &[]),
+        atom_audit::Auditor::new(sink.clone()),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         reveal(&transition.get(&dave, &gitlab).await.unwrap()),
         "glpat-plain"
     );
     // A key-less store cannot read sealed rows.
-    store.put(&dave, &gitlab, &secret("sealed-now")).await.unwrap();
+    store
+        .put(&dave, &gitlab, &secret("sealed-now"))
+        .await
+        .unwrap();
     assert!(matches!(
         plain_store.get(&dave, &gitlab).await.unwrap_err(),
         CredentialError::KeyRequired { .. }
@@ -417,7 +463,12 @@ db_test!(migrations_are_idempotent, |db| {
         .unwrap();
     assert!(second.applied.is_empty(), "{second}");
     assert_eq!(
-        reveal(&store.get(&user("alice"), &provider("github")).await.unwrap()),
+        reveal(
+            &store
+                .get(&user("alice"), &provider("github"))
+                .await
+                .unwrap()
+        ),
         "t"
     );
 });
@@ -444,12 +495,18 @@ db_test!(concurrent_first_starts_all_open, |db| {
         stores.push(store);
     }
     let alice = user("alice");
-    stores[0].put(&alice, &provider("slack"), &secret("xoxb-1")).await.unwrap();
+    stores[0]
+        .put(&alice, &provider("slack"), &secret("xoxb-1"))
+        .await
+        .unwrap();
     assert_eq!(
         reveal(&stores[3].get(&alice, &provider("slack")).await.unwrap()),
         "xoxb-1"
     );
     // The unique index exists: an upsert from another store replaces.
-    stores[1].put(&alice, &provider("slack"), &secret("xoxb-2")).await.unwrap();
+    stores[1]
+        .put(&alice, &provider("slack"), &secret("xoxb-2"))
+        .await
+        .unwrap();
     assert_eq!(stores[2].list(&alice).await.unwrap().len(), 1);
 });

@@ -1,36 +1,59 @@
 //! Integration tests of atom-credentials, in one target.
 //!
 //! The store's test bodies (store.rs, rotation.rs, concurrency.rs,
-//! adoption.rs) are included once per backend, as rustls runs its API tests
-//! once per provider: SQLite always, PostgreSQL and MariaDB when
+//! adoption.rs, failed_commit.rs) are modules of each backend's module, as
+//! rustls runs its API tests once per provider: SQLite always, PostgreSQL and MariaDB when
 //! `ATOM_TEST_POSTGRES_URL` / `ATOM_TEST_MYSQL_URL` are set (otherwise those
 //! tests print SKIPPED and pass).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+// Deliberate: the same test bodies are modules of each backend.
+#![allow(clippy::duplicate_mod)]
 
 #[macro_use]
 mod common;
 mod python_legacy;
 
+#[path = "."]
 mod sqlite {
     const KIND: crate::common::Kind = crate::common::Kind::Sqlite;
-    include!("store.rs");
-    include!("rotation.rs");
-    include!("concurrency.rs");
-    include!("adoption.rs");
+    #[path = "adoption.rs"]
+    mod adoption;
+    #[path = "concurrency.rs"]
+    mod concurrency;
+    #[path = "failed_commit.rs"]
+    mod failed_commit;
+    #[path = "rotation.rs"]
+    mod rotation;
+    #[path = "store.rs"]
+    mod store;
 }
 
+#[path = "."]
 mod postgres {
     const KIND: crate::common::Kind = crate::common::Kind::Postgres;
-    include!("store.rs");
-    include!("rotation.rs");
-    include!("concurrency.rs");
-    include!("adoption.rs");
+    #[path = "adoption.rs"]
+    mod adoption;
+    #[path = "concurrency.rs"]
+    mod concurrency;
+    #[path = "failed_commit.rs"]
+    mod failed_commit;
+    #[path = "rotation.rs"]
+    mod rotation;
+    #[path = "store.rs"]
+    mod store;
 }
 
+#[path = "."]
 mod mariadb {
     const KIND: crate::common::Kind = crate::common::Kind::MySql;
-    include!("store.rs");
-    include!("rotation.rs");
-    include!("concurrency.rs");
-    include!("adoption.rs");
+    #[path = "adoption.rs"]
+    mod adoption;
+    #[path = "concurrency.rs"]
+    mod concurrency;
+    #[path = "failed_commit.rs"]
+    mod failed_commit;
+    #[path = "rotation.rs"]
+    mod rotation;
+    #[path = "store.rs"]
+    mod store;
 }

@@ -6,4 +6,5 @@
 mod api;
 mod binary;
 mod common;
+mod disk_full;
 mod outage;
