@@ -4,22 +4,21 @@
 //!
 //! The database is scratch: its credential tables are dropped first.
 
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
 use atom_audit::{Auditor, TracingSink};
+use atom_credentials::{CredentialStore, DatabaseUrl, StoreConfig};
 use atom_crypto::{Context, Key, Keyring, Protection};
-use indicatif::ProgressBar;
 use sea_orm::{
     ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement, TransactionTrait, Value,
 };
 use serde::Serialize;
 
-use crate::engine::{self, EngineConfig};
-use crate::error::Error;
-use crate::rotate::open_store;
 use crate::sysinfo::{CpuSample, peak_rss_kib};
+use anyhow::{Error, anyhow};
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -29,9 +28,9 @@ pub struct BenchOptions {
     /// A scratch database (its credential tables are dropped).
     pub database_url: String,
     /// Parallel rewrap workers.
-    pub workers: u32,
+    pub workers: NonZeroU32,
     /// Rows per rewrap batch.
-    pub batch_size: u32,
+    pub batch_size: NonZeroU32,
 }
 
 /// The figures of one Rust run.
@@ -83,44 +82,35 @@ pub async fn bench_rotate(options: &BenchOptions) -> Result<BenchReport, Error> 
     let raw = connect_raw(&options.database_url).await?;
     drop_tables(&raw).await?;
     let auditor = Auditor::new(TracingSink::new());
-    let store = open_store(&options.database_url, options.workers, &keyring, &auditor).await?;
+    let config = StoreConfig::new(DatabaseUrl::parse(&options.database_url)?)
+        .with_max_connections(options.workers.get() + 2);
+    let (store, _) =
+        CredentialStore::open(&config, Protection::Encrypted(keyring.clone()), auditor).await?;
 
     let started = Instant::now();
     seed(&raw, &keyring, options.rows).await?;
     let seed_secs = started.elapsed().as_secs_f64();
 
     let store = store.with_protection(Protection::Encrypted(keyring.promote(new)?));
-    let config = EngineConfig {
-        workers: options.workers.max(1),
-        batch_size: options.batch_size.max(1),
-        skip_locked: false,
-    };
     let cpu = CpuSample::now();
     let started = Instant::now();
-    let cursors = engine::plan_ranges(&store, &config, &[]).await?;
-    let (totals, _) = engine::run(
-        &store,
-        &config,
-        cursors,
-        false,
-        &ProgressBar::hidden(),
-        None,
-    )
-    .await?;
+    let totals =
+        atom_rotation::rewrap_credentials(&store, options.workers.get(), options.batch_size)
+            .await?;
     let rewrap_secs = started.elapsed().as_secs_f64();
     let (process_cores, machine_cores) = cpu.cores_busy_since();
     let status = store.status().await?;
     if totals.failed > 0 || status.needs_rewrap > 0 || totals.done != options.rows {
-        return Err(Error::Failed(anyhow::anyhow!(
+        return Err(anyhow!(
             "the rewrap did not cover every row: {} rewrapped, {} failed, {} still pending of {}",
             totals.done,
             totals.failed,
             status.needs_rewrap,
             options.rows
-        )));
+        ));
     }
     store.close().await?;
-    raw.close().await.map_err(anyhow::Error::new)?;
+    raw.close().await?;
     Ok(BenchReport {
         rows: options.rows,
         seed_secs,
@@ -143,10 +133,10 @@ pub async fn run_python_anchor(
 ) -> Result<PythonFigure, Error> {
     let script = anchor_dir.join("bench_rotate.py");
     if !script.exists() {
-        return Err(Error::Usage(format!(
+        return Err(anyhow!(
             "the Python anchor {} is missing; pass --anchor-dir pointing at shared/anchors/atom_py",
             script.display()
-        )));
+        ));
     }
     let url = python_url(database_url)?;
     if let Some(path) = url.strip_prefix("sqlite:///") {
@@ -154,7 +144,7 @@ pub async fn run_python_anchor(
     } else {
         let raw = connect_raw(database_url).await?;
         drop_tables(&raw).await?;
-        raw.close().await.map_err(anyhow::Error::new)?;
+        raw.close().await?;
     }
     let output = Command::new("python3")
         .arg(&script)
@@ -162,22 +152,18 @@ pub async fn run_python_anchor(
         .arg(&url)
         .env("PYTHONPATH", anchor_dir)
         .output()
-        .map_err(|e| Error::Failed(anyhow::anyhow!("cannot start python3: {e}")))?;
+        .map_err(|e| anyhow!("cannot start python3: {e}"))?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
-        return Err(Error::Failed(anyhow::anyhow!(
+        return Err(anyhow!(
             "the Python anchor failed ({}): {}{}; it needs pip packages cryptography and sqlalchemy (and psycopg2-binary for PostgreSQL)",
             output.status,
             stdout.trim(),
             String::from_utf8_lossy(&output.stderr).trim()
-        )));
+        ));
     }
-    parse_python(&stdout).ok_or_else(|| {
-        Error::Failed(anyhow::anyhow!(
-            "unexpected output of the Python anchor: {}",
-            stdout.trim()
-        ))
-    })
+    parse_python(&stdout)
+        .ok_or_else(|| anyhow!("unexpected output of the Python anchor: {}", stdout.trim()))
 }
 
 /// The anchor's SQLAlchemy URL for our URL.
@@ -190,10 +176,10 @@ fn python_url(url: &str) -> Result<String, Error> {
         }
         "postgres" | "postgresql" => Ok(format!("postgresql+psycopg2://{rest}")),
         "mysql" | "mariadb" => Ok(format!("mysql+pymysql://{rest}")),
-        _ => Err(Error::Usage(format!(
+        _ => Err(anyhow!(
             "the Python anchor cannot use {}",
             atom_credentials::redact_url(url)
-        ))),
+        )),
     }
 }
 
@@ -230,11 +216,11 @@ async fn connect_raw(url: &str) -> Result<DatabaseConnection, Error> {
         });
     }
     Database::connect(url.as_str()).await.map_err(|e| {
-        Error::Failed(anyhow::anyhow!(
+        anyhow!(
             "cannot connect to {}: {}",
             atom_credentials::redact_url(&url),
             atom_credentials::redact_url(&e.to_string())
-        ))
+        )
     })
 }
 
@@ -245,8 +231,7 @@ async fn drop_tables(db: &DatabaseConnection) -> Result<(), Error> {
         "atom_credentials_migrations",
     ] {
         db.execute_unprepared(&format!("DROP TABLE IF EXISTS {table}"))
-            .await
-            .map_err(anyhow::Error::new)?;
+            .await?;
     }
     Ok(())
 }
@@ -257,7 +242,7 @@ async fn seed(db: &DatabaseConnection, keyring: &Keyring, rows: u64) -> Result<(
     let backend = db.get_database_backend();
     let key_id = keyring.primary_id().to_string();
     let now = chrono::Utc::now().naive_utc();
-    let txn = db.begin().await.map_err(anyhow::Error::new)?;
+    let txn = db.begin().await?;
     let mut next = 0u64;
     let mut rng = seed_rng();
     while next < rows {
@@ -278,12 +263,11 @@ async fn seed(db: &DatabaseConnection, keyring: &Keyring, rows: u64) -> Result<(
         let sealed = seal_all(keyring, chunk);
         for part in sealed.chunks(ROWS_PER_INSERT) {
             txn.execute_raw(insert_statement(backend, part, &key_id, now))
-                .await
-                .map_err(anyhow::Error::new)?;
+                .await?;
         }
         next += n;
     }
-    txn.commit().await.map_err(anyhow::Error::new)?;
+    txn.commit().await?;
     Ok(())
 }
 

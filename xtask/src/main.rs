@@ -1,13 +1,16 @@
 //! `cargo xtask`: project automation. Argument definitions and output only;
 //! the logic lives in the xtask library (src/lib.rs).
 
-use std::io::IsTerminal as _;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
-use xtask::{BenchOptions, KeyFiles, RotateOptions, exit};
+use xtask::BenchOptions;
+
+/// Exit code of a failure.
+const FAILURE: u8 = 1;
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Atom project automation")]
@@ -15,38 +18,6 @@ struct Cli {
     #[command(subcommand)]
     command: Cmd,
 }
-
-const ROTATE_HELP: &str = "\
-Phases (each recorded in .atom-rotation.json next to the key file, so a run
-that stopped or crashed is continued by running the same command again):
-  1. plan      open every value with the current keys; count them per key id,
-               legacy and plaintext; any value that does not open stops the
-               rotation before anything changes (exit 3). --dry-run stops here.
-  2. introduce append a new key (generated, or --new-key-file) to the
-               previous-keys file as decrypt-only. Then roll the key files out
-               to every app instance (reload/restart) and run the command
-               again (exit 4), unless --yes.
-  3. promote   the new key becomes primary; the old primary becomes
-               decrypt-only.
-  4. rewrap    secrets.enc and every credential row are sealed again under the
-               new key (legacy Fernet and plaintext upgraded), in batches, by
-               --workers in parallel, online: an app's concurrent write is
-               never overwritten.
-  5. verify    every value opens under the new key alone, none is left under
-               another key. Then roll out again so that no instance still
-               seals with the old key, and run the command again (exit 4),
-               unless --yes.
-  6. retire    the old key is removed from the previous-keys file.
-
-Keys must be files (ENCRYPTION_KEY_FILE and ENCRYPTION_PREVIOUS_KEYS_FILE, or
---key-file/--previous-keys-file): a running app's environment cannot be
-edited. Every key file is replaced atomically (mode 0600).
-
-Exit codes: 0 done (or dry run clean), 1 failure, 2 usage or configuration,
-3 values that do not open / verification problems, 4 waiting for the operator
-to roll out the key files (run the printed next command afterwards).
-
-See docs/ROTATION.md.";
 
 #[derive(Subcommand)]
 enum Cmd {
@@ -57,58 +28,19 @@ enum Cmd {
         #[arg(long, default_value = "../shared/anchors/atom_py")]
         anchor_dir: PathBuf,
     },
-    /// Rotate the encryption key online: plan, introduce, promote, rewrap
-    /// the secrets file and the credential table, verify, retire.
-    #[command(after_long_help = ROTATE_HELP)]
-    RotateKeys(RotateArgs),
+    /// Rotate the encryption key: builds the `atom` binary in release mode
+    /// and runs `atom keys rotate` with these arguments (see
+    /// `atom keys rotate --help` and docs/ROTATION.md).
+    #[command(disable_help_flag = true)]
+    RotateKeys {
+        /// The arguments of `atom keys rotate` (and atom's global flags).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Seed N credentials, time a full parallel rewrap (rows/s, CPU, peak
     /// memory last), optionally beside the Python anchor. The database is
     /// scratch: its credential tables are dropped. Runs in release mode.
     BenchRotate(BenchArgs),
-}
-
-#[derive(clap::Args)]
-struct RotateArgs {
-    /// The primary key file the apps read [default: $ENCRYPTION_KEY_FILE].
-    #[arg(long, value_name = "PATH")]
-    key_file: Option<PathBuf>,
-    /// The previous-keys file the apps read (one key a line, `#` comments;
-    /// may be missing at first) [default: $ENCRYPTION_PREVIOUS_KEYS_FILE].
-    #[arg(long, value_name = "PATH")]
-    previous_keys_file: Option<PathBuf>,
-    /// Rotate to the key in this file instead of a generated one.
-    #[arg(long, value_name = "PATH")]
-    new_key_file: Option<PathBuf>,
-    /// The directory holding secrets.enc, to rotate the secrets file.
-    #[arg(long, value_name = "DIR")]
-    secrets_dir: Option<PathBuf>,
-    /// The credential database, to rotate `user_credentials`.
-    #[arg(long, value_name = "URL", env = "DATABASE_URL", hide_env_values = true)]
-    database_url: Option<String>,
-    /// Parallel rewrap workers [default: the number of cores for SQLite,
-    /// 4x that for PostgreSQL and MariaDB].
-    #[arg(long, value_name = "N")]
-    workers: Option<u32>,
-    /// Rows per batch (one transaction each).
-    #[arg(long, value_name = "N", default_value_t = 1000)]
-    batch_size: u32,
-    /// On PostgreSQL, workers share the table with SELECT ... FOR UPDATE
-    /// SKIP LOCKED instead of disjoint id ranges.
-    #[arg(long)]
-    skip_locked: bool,
-    /// Plan only: report counts and values that do not open; change nothing.
-    #[arg(long)]
-    dry_run: bool,
-    /// One host holds every reader: do not stop for the two rollouts.
-    #[arg(long)]
-    yes: bool,
-    /// Print the report as JSON on stdout.
-    #[arg(long)]
-    json: bool,
-    /// Also record the rotation in this hash-chained audit log (needs
-    /// ATOM_AUDIT_KEY_FILE or ATOM_AUDIT_KEY).
-    #[arg(long, value_name = "PATH")]
-    audit_log: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -122,10 +54,10 @@ struct BenchArgs {
     database_url: String,
     /// Parallel rewrap workers [default: as rotate-keys].
     #[arg(long)]
-    workers: Option<u32>,
+    workers: Option<NonZeroU32>,
     /// Rows per batch.
-    #[arg(long, default_value_t = 1000)]
-    batch_size: u32,
+    #[arg(long, default_value_t = atom_credentials::DEFAULT_BATCH_SIZE)]
+    batch_size: NonZeroU32,
     /// Also run the Python anchor (bench_rotate.py) on the same backend.
     #[arg(long)]
     python: bool,
@@ -151,18 +83,15 @@ fn main() -> ExitCode {
         )
         .init();
     let result = match Cli::parse().command {
-        Cmd::BenchTokens { anchor_dir } => bench_tokens(&anchor_dir).map(|()| exit::DONE),
-        Cmd::RotateKeys(args) => rotate_keys(args),
+        Cmd::BenchTokens { anchor_dir } => bench_tokens(&anchor_dir).map(|()| 0),
+        Cmd::RotateKeys { args } => rotate_keys(&args),
         Cmd::BenchRotate(args) => bench_rotate(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             eprintln!("error: {err:#}");
-            let code = err
-                .downcast_ref::<xtask::Error>()
-                .map_or(exit::FAILURE, xtask::Error::exit_code);
-            ExitCode::from(code)
+            ExitCode::from(FAILURE)
         }
     }
 }
@@ -174,57 +103,34 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-fn rotate_keys(args: RotateArgs) -> Result<u8> {
-    let env = |name: &str| std::env::var(name).ok();
-    let key_files = KeyFiles::resolve(args.key_file, args.previous_keys_file, env)?;
-    let mut options = RotateOptions::new(key_files);
-    options.new_key_file = args.new_key_file;
-    options.secrets_dir = args.secrets_dir;
-    options.database_url = args.database_url.filter(|u| !u.trim().is_empty());
-    options.workers = args
-        .workers
-        .unwrap_or_else(|| xtask::default_workers(options.database_url.as_deref()))
-        .max(1);
-    options.batch_size = args.batch_size.max(1);
-    options.skip_locked = args.skip_locked;
-    options.dry_run = args.dry_run;
-    options.yes = args.yes;
-    options.show_progress = !args.json && std::io::stderr().is_terminal();
-    options.rerun_command = rerun_command();
-    let report = runtime()?.block_on(async {
-        let auditor = xtask::auditor_from_env(args.audit_log.as_deref(), env).await?;
-        xtask::rotate_keys(&options, &auditor).await
-    })?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", report.to_text());
-    }
-    Ok(report.exit_code)
-}
-
-/// `cargo xtask rotate-keys` with this run's arguments, less `--dry-run`.
-fn rerun_command() -> String {
-    let args: Vec<String> = std::env::args()
-        .skip_while(|a| a != "rotate-keys")
-        .skip(1)
-        .filter(|a| a != "--dry-run")
-        .map(|a| {
-            if a.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_./:=@,".contains(c))
-            {
-                a
-            } else {
-                format!("'{}'", a.replace('\'', r"'\''"))
-            }
-        })
-        .collect();
-    let mut cmd = "cargo xtask rotate-keys".to_owned();
-    for a in args {
-        cmd.push(' ');
-        cmd.push_str(&a);
-    }
-    cmd
+/// `cargo xtask rotate-keys ARGS`: `atom keys rotate ARGS` from a release
+/// build, so that a rotation never runs unoptimized. The next command the
+/// report prints is this one.
+fn rotate_keys(args: &[String]) -> Result<u8> {
+    eprintln!(
+        "cargo xtask rotate-keys: building and running `atom keys rotate` in release mode (the first build takes a few minutes)"
+    );
+    let status = Command::new(env!("CARGO"))
+        .current_dir(workspace_root())
+        .args([
+            "run",
+            "--quiet",
+            "--release",
+            "--package",
+            "atom-cli",
+            "--bin",
+            "atom",
+            "--",
+            "keys",
+            "rotate",
+        ])
+        .args(args)
+        .env("ATOM_ROTATE_COMMAND", "cargo xtask rotate-keys")
+        .status()
+        .context("cannot start cargo to build atom")?;
+    Ok(status
+        .code()
+        .map_or(FAILURE, |c| u8::try_from(c).unwrap_or(FAILURE)))
 }
 
 fn bench_rotate(args: &BenchArgs) -> Result<u8> {
@@ -241,11 +147,11 @@ fn bench_rotate(args: &BenchArgs) -> Result<u8> {
             .env(RELEASE_MARKER, "1")
             .status()
             .context("cannot start cargo for the release build")?;
-        return Ok(status.code().map_or(exit::FAILURE, |c| c as u8));
+        return Ok(status.code().map_or(FAILURE, |c| c as u8));
     }
     let workers = args
         .workers
-        .unwrap_or_else(|| xtask::default_workers(Some(&args.database_url)));
+        .unwrap_or_else(|| atom_rotation::default_workers(Some(&args.database_url)));
     let options = BenchOptions {
         rows: args.rows,
         database_url: args.database_url.clone(),
@@ -306,7 +212,7 @@ fn bench_rotate(args: &BenchArgs) -> Result<u8> {
         Some(kib) => println!("peak memory (VmHWM): {:.1} MiB", kib as f64 / 1024.0),
         None => println!("peak memory (VmHWM): unavailable (no /proc/self/status)"),
     }
-    Ok(exit::DONE)
+    Ok(0)
 }
 
 fn atom_credentials_url(url: &str) -> String {

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use atom_app::development_key_path;
 use atom_audit::{AuditError, AuditEvent, audit_key_from_env};
 use atom_crypto::Key;
-use atom_server::development_key_path;
 use clap::Subcommand;
 use serde_json::Value;
 
@@ -37,7 +37,7 @@ pub(crate) enum AuditCommand {
 pub(crate) fn run(cmd: AuditCommand, args: &GlobalArgs) -> anyhow::Result<ExitCode> {
     match cmd {
         AuditCommand::Verify { path } => {
-            let log = path.unwrap_or_else(|| args.audit_log.clone());
+            let log = path.unwrap_or_else(|| args.settings.audit_log());
             let key = audit_key(&log)?;
             let report = atom_audit::verify(&log, &key)?;
             if args.json {
@@ -59,7 +59,7 @@ pub(crate) fn run(cmd: AuditCommand, args: &GlobalArgs) -> anyhow::Result<ExitCo
             })
         }
         AuditCommand::Tail { path, lines } => {
-            let log = path.unwrap_or_else(|| args.audit_log.clone());
+            let log = path.unwrap_or_else(|| args.settings.audit_log());
             let file = std::fs::File::open(&log).with_context(|| {
                 format!(
                     "cannot open the audit log {}; pass its path or --audit-log",

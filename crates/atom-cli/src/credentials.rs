@@ -1,6 +1,7 @@
 //! `atom credentials ...`: per-user tokens in the credential database.
 
 use std::io::IsTerminal as _;
+use std::num::NonZeroU32;
 use std::process::ExitCode;
 
 use atom_credentials::{Provider, RewrapOptions, UserId};
@@ -46,14 +47,22 @@ pub(crate) enum CredentialsCommand {
         user: String,
     },
     /// Re-seal every row not under the primary key (legacy rows upgraded),
-    /// in batches, resumable. Exit 3 if any row does not open.
+    /// in batches, resumable. Plaintext rows are sealed only with
+    /// --seal-plaintext (they are listed first). Exit 3 if any row does not
+    /// open.
     Rewrap {
         /// Rows per batch (one transaction each).
         #[arg(long, default_value_t = atom_credentials::DEFAULT_BATCH_SIZE)]
-        batch_size: u32,
-        /// Also seal plaintext rows from the no-key development mode.
+        batch_size: NonZeroU32,
+        /// Also seal plaintext rows from the no-key development mode, after
+        /// listing them (check that they are the tokens, not damaged
+        /// ciphertext).
         #[arg(long)]
         seal_plaintext: bool,
+        /// PostgreSQL: share the rows with other rewrap processes (on this
+        /// or other hosts) through SELECT ... FOR UPDATE SKIP LOCKED.
+        #[arg(long)]
+        skip_locked: bool,
         /// Report what would change without writing.
         #[arg(long)]
         dry_run: bool,
@@ -63,12 +72,16 @@ pub(crate) enum CredentialsCommand {
 }
 
 pub(crate) async fn run(cmd: CredentialsCommand, args: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let protection = args.protection()?;
     let store = match cmd {
-        // A dry run changes nothing, not even the schema.
-        CredentialsCommand::Rewrap { dry_run: true, .. } => {
-            args.existing_store(args.protection()?).await?
+        // Reads and dry runs change nothing, not even the schema.
+        CredentialsCommand::Get { .. }
+        | CredentialsCommand::List { .. }
+        | CredentialsCommand::Status
+        | CredentialsCommand::Rewrap { dry_run: true, .. } => {
+            args.existing_store(protection).await?
         }
-        _ => args.store(args.protection()?).await?,
+        _ => args.store(protection).await?,
     };
     let code = match cmd {
         CredentialsCommand::Put { user, provider } => {
@@ -94,7 +107,7 @@ pub(crate) async fn run(cmd: CredentialsCommand, args: &GlobalArgs) -> anyhow::R
             let user = UserId::parse(&user)?;
             let items = store.list(&user).await?;
             if args.json {
-                print_json(&atom_server::credential_list(&user, &items))?;
+                print_json(&atom_app::credential_list(&user, &items))?;
             } else {
                 for c in &items {
                     let key = c.key_id.map_or_else(|| "-".to_owned(), |k| k.to_string());
@@ -140,11 +153,32 @@ pub(crate) async fn run(cmd: CredentialsCommand, args: &GlobalArgs) -> anyhow::R
         CredentialsCommand::Rewrap {
             batch_size,
             seal_plaintext,
+            skip_locked,
             dry_run,
         } => {
+            if seal_plaintext {
+                let status = store.status().await?;
+                if status.plaintext > 0 {
+                    eprintln!(
+                        "{} {} plaintext row(s) (listed by id; check that each is a token, not damaged ciphertext):",
+                        if dry_run { "would seal" } else { "sealing" },
+                        status.plaintext
+                    );
+                    for row in &status.plaintext_rows {
+                        eprintln!("  row {} ({} / {})", row.id, row.user, row.provider);
+                    }
+                    if status.plaintext > status.plaintext_rows.len() as u64 {
+                        eprintln!(
+                            "  ... and {} more",
+                            status.plaintext - status.plaintext_rows.len() as u64
+                        );
+                    }
+                }
+            }
             let options = RewrapOptions::new()
                 .batch_size(batch_size)
                 .seal_plaintext(seal_plaintext)
+                .skip_locked(skip_locked)
                 .dry_run(dry_run);
             let bar = progress_bar();
             let progress = store
@@ -188,6 +222,15 @@ pub(crate) async fn run(cmd: CredentialsCommand, args: &GlobalArgs) -> anyhow::R
                     progress.done,
                     progress.skipped,
                     progress.failed
+                );
+            }
+            let plaintext_refused = progress
+                .failures
+                .iter()
+                .any(|f| f.reason == atom_audit::DecryptFailure::NotSealed);
+            if plaintext_refused && !seal_plaintext {
+                eprintln!(
+                    "plaintext rows are sealed only on request: check them, then run: atom credentials rewrap --seal-plaintext"
                 );
             }
             if progress.failed > 0 {

@@ -6,8 +6,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod audit;
+mod confirm;
 mod credentials;
-mod key;
+mod db;
+mod keys;
 mod secrets;
 mod session;
 mod status;
@@ -19,6 +21,25 @@ pub(crate) mod exit {
     /// A check ran and found problems: values that do not open, a damaged
     /// audit log.
     pub(crate) const PROBLEMS_FOUND: u8 = 3;
+
+    /// The exit code of an error: 3 when stored values do not open (or are
+    /// plaintext where a key is configured), 1 otherwise.
+    pub(crate) fn code_of(err: &anyhow::Error) -> u8 {
+        use atom_secrets_file::Error as S;
+        let values = err.chain().any(|e| {
+            matches!(
+                e.downcast_ref::<S>(),
+                Some(S::DoNotOpen { .. } | S::PlaintextNotSealed { .. })
+            ) || matches!(
+                e.downcast_ref::<atom_credentials::CredentialError>(),
+                Some(
+                    atom_credentials::CredentialError::DecryptionFailed { .. }
+                        | atom_credentials::CredentialError::PlaintextRefused { .. }
+                )
+            )
+        });
+        if values { PROBLEMS_FOUND } else { FAILURE }
+    }
 }
 
 #[derive(Parser)]
@@ -37,9 +58,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Generate and check encryption keys.
+    /// Keys: generate, check, list, rotate, retire, restore, destroy.
+    #[command(subcommand, visible_alias = "key")]
+    Keys(keys::KeysCommand),
+    /// The credential database's schema: migrate it, or show its state.
     #[command(subcommand)]
-    Key(key::KeyCommand),
+    Db(db::DbCommand),
     /// The secrets file: secrets.json -> secrets.enc and back.
     #[command(subcommand)]
     Secrets(secrets::SecretsCommand),
@@ -59,10 +83,11 @@ enum Command {
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    atom_server::init_tracing("warn");
+    atom_app::init_tracing("warn");
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Key(cmd) => key::run(cmd, &cli.global),
+        Command::Keys(cmd) => block_on(keys::run(cmd, &cli.global)),
+        Command::Db(cmd) => block_on(db::run(cmd, &cli.global)),
         Command::Audit(cmd) => audit::run(cmd, &cli.global),
         Command::Secrets(cmd) => block_on(secrets::run(cmd, &cli.global)),
         Command::Credentials(cmd) => block_on(credentials::run(cmd, &cli.global)),
@@ -72,7 +97,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
-            ExitCode::from(exit::FAILURE)
+            ExitCode::from(exit::code_of(&err))
         }
     }
 }

@@ -45,9 +45,14 @@ pub(crate) enum SecretsCommand {
         /// The entry's name.
         name: String,
     },
-    /// Re-seal every value under the primary key (legacy and plaintext
-    /// values in secrets.enc are upgraded).
-    Rewrap,
+    /// Re-seal every value under the primary key (legacy values upgraded).
+    /// Plaintext values are refused by name (exit 3) unless --seal-plaintext.
+    Rewrap {
+        /// Also seal plaintext values (they are listed): check first that
+        /// each is the secret itself, not a damaged ciphertext.
+        #[arg(long)]
+        seal_plaintext: bool,
+    },
     /// Run a command with the secrets in its environment only (names
     /// upper-cased, other characters as `_`); nothing is written to disk.
     Exec {
@@ -183,9 +188,9 @@ pub(crate) async fn run(cmd: SecretsCommand, args: &GlobalArgs) -> anyhow::Resul
             }
             ExitCode::SUCCESS
         }
-        SecretsCommand::Rewrap => {
+        SecretsCommand::Rewrap { seal_plaintext } => {
             let ring = args.keyring("rewrap")?;
-            let report = secrets.rewrap(&ring).await?;
+            let report = secrets.rewrap(&ring, seal_plaintext).await?;
             if args.json {
                 print_json(&report)?;
             } else {
@@ -198,6 +203,12 @@ pub(crate) async fn run(cmd: SecretsCommand, args: &GlobalArgs) -> anyhow::Resul
                     report.from_plaintext,
                     report.already_current
                 );
+                if !report.sealed_plaintext_names.is_empty() {
+                    println!(
+                        "sealed from plaintext: {}",
+                        report.sealed_plaintext_names.join(", ")
+                    );
+                }
             }
             ExitCode::SUCCESS
         }

@@ -2,16 +2,14 @@
 
 use std::process::ExitCode;
 
-use atom_secrets_file::SecretsDir;
-use atom_server::security_configuration;
+use atom_app::security_configuration;
 
 use crate::session::{GlobalArgs, print_json};
 
 pub(crate) async fn run(args: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let protection = args.protection()?;
-    let store = args.store(protection.clone()).await?;
-    let doc =
-        security_configuration(&protection, &SecretsDir::new(&args.secrets_dir), &store).await?;
+    let store = args.existing_store(protection.clone()).await?;
+    let doc = security_configuration(&protection, &args.settings.secrets(), &store).await?;
     if args.json {
         print_json(&doc)?;
     } else {

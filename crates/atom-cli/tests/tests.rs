@@ -4,5 +4,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+/// The rotation tests' fixture (key files, a secrets file, a credential
+/// table with values of every kind), shared with atom-rotation's tests.
+#[path = "../../atom-rotation/tests/common.rs"]
+#[macro_use]
+mod rotation_common;
 mod key;
+mod rotate_kill;
 mod walkthrough;

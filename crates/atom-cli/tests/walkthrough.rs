@@ -141,7 +141,7 @@ fn secrets_lifecycle_with_exit_codes() {
     assert!(tail.contains("secrets_rolled_back"));
 
     // Exit 3: one byte of the log changed.
-    let log = d.join("atom-audit.jsonl");
+    let log = d.join(".atom/audit.jsonl");
     let mut bytes = std::fs::read(&log).unwrap();
     let at = bytes.windows(6).position(|w| w == b"secret").unwrap();
     bytes[at] = b'S';

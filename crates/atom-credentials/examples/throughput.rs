@@ -56,7 +56,7 @@ async fn main() {
         || std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
         |a| a.parse().unwrap(),
     );
-    let batch: u32 = args
+    let batch: std::num::NonZeroU32 = args
         .next()
         .map_or(atom_credentials::DEFAULT_BATCH_SIZE, |a| a.parse().unwrap());
     let dir = tempfile::tempdir().unwrap();
@@ -87,7 +87,7 @@ async fn main() {
     }
 }
 
-async fn run(name: &str, url: &str, rows: usize, workers: u32, batch: u32) {
+async fn run(name: &str, url: &str, rows: usize, workers: u32, batch: std::num::NonZeroU32) {
     let old = Key::generate().unwrap();
     let new = Key::generate().unwrap();
     let sink = Arc::new(Counting::default());

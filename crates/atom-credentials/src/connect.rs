@@ -10,7 +10,7 @@ use crate::url::{Backend, redact_urls_in};
 
 /// Rows an SQLite connection's worker thread may queue ahead of the reader:
 /// one default rewrap batch.
-const SQLITE_ROW_BUFFER: usize = crate::rewrap::DEFAULT_BATCH_SIZE as usize;
+const SQLITE_ROW_BUFFER: usize = crate::rewrap::DEFAULT_BATCH_SIZE.get() as usize;
 
 /// Connects with the pool settings of `config`. Errors name the URL with
 /// its password redacted.
@@ -57,6 +57,7 @@ pub(crate) async fn connect(config: &StoreConfig) -> Result<DatabaseConnection, 
             test_util::apply_page_limit(&mut opt, limit);
         }
     }
+    create_private_sqlite_file(url)?;
     let mut attempt = 0;
     loop {
         match Database::connect(opt.clone()).await {
@@ -80,6 +81,37 @@ pub(crate) async fn connect(config: &StoreConfig) -> Result<DatabaseConnection, 
                 });
             }
         }
+    }
+}
+
+/// Creates a new SQLite database file as an empty file of mode 0600
+/// before SQLite opens it (SQLite would create it 0644, readable by every
+/// user of the machine); its `-wal` and `-shm` files take the same mode.
+/// An existing file is left as it is, and so is a URL that may not create
+/// the file.
+fn create_private_sqlite_file(url: &crate::url::DatabaseUrl) -> Result<(), CredentialError> {
+    let Some(file) = url.sqlite_file() else {
+        return Ok(());
+    };
+    if !url.expose().contains("mode=rwc") || file.exists() {
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    match options.open(&file) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(CredentialError::DatabaseUnavailable {
+            message: format!(
+                "cannot create the SQLite database {}: {e}; check that its folder exists and is writable",
+                file.display()
+            ),
+        }),
     }
 }
 

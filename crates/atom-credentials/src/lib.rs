@@ -36,13 +36,13 @@ mod user_id;
 pub use config::{ENV_DATABASE_URL, ENV_DB_MAX_CONNECTIONS, ENV_PLAINTEXT_TRANSITION, StoreConfig};
 pub use error::CredentialError;
 pub use info::{CredentialInfo, ErasureReport};
-pub use migration::MigrationReport;
+pub use migration::{MigrationReport, SchemaState, schema_state};
 pub use provider::Provider;
 pub use rewrap::{
     DEFAULT_BATCH_SIZE, IdRange, MAX_REPORTED_FAILURES, RewrapFailure, RewrapOptions,
     RewrapProgress,
 };
-pub use status::{KeyCount, StoreStatus};
+pub use status::{KeyCount, KeyRows, MAX_LISTED_ROWS, RowRef, StoreStatus};
 pub use store::CredentialStore;
 pub use url::{Backend, DatabaseUrl, redact_url};
 pub use user_id::UserId;

@@ -30,6 +30,24 @@ pub struct StoreStatus {
     pub primary: Option<KeyId>,
     /// Rows not sealed under the primary key (what rewrap would process).
     pub needs_rewrap: u64,
+    /// The first [`MAX_LISTED_ROWS`] plaintext rows, so that they can be
+    /// checked before anything seals them.
+    pub plaintext_rows: Vec<RowRef>,
+}
+
+/// At most this many plaintext rows are listed in a [`StoreStatus`].
+pub const MAX_LISTED_ROWS: usize = 1000;
+
+/// A row named by its id, user and provider (never its token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RowRef {
+    /// The row's id.
+    pub id: i64,
+    /// Its user id.
+    pub user: String,
+    /// Its provider.
+    pub provider: String,
 }
 
 /// Rows under one key.
@@ -107,6 +125,36 @@ impl CredentialStore {
 
     /// Classifies the rows without a key id, page by page.
     async fn classify_unkeyed(&self, status: &mut StoreStatus) -> Result<(), CredentialError> {
+        self.each_unkeyed_row(TABLE, "user_id, provider, encrypted_token", |row| {
+            let token: String = row.try_get("", "encrypted_token")?;
+            match classify(&token) {
+                Ok(Classification::Plaintext) => {
+                    status.plaintext += 1;
+                    if status.plaintext_rows.len() < MAX_LISTED_ROWS {
+                        status.plaintext_rows.push(RowRef {
+                            id: row.try_get("", "id")?,
+                            user: row.try_get("", "user_id")?,
+                            provider: row.try_get("", "provider")?,
+                        });
+                    }
+                }
+                Ok(Classification::Legacy) => status.legacy += 1,
+                // Sealed without a key id: written behind the store's back.
+                _ => status.malformed += 1,
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Calls `f` with every row of `table` that has no key id (`id` and
+    /// `columns`), page by page on the primary key, never OFFSET.
+    async fn each_unkeyed_row(
+        &self,
+        table: &str,
+        columns: &str,
+        mut f: impl FnMut(&sea_orm::QueryResult) -> Result<(), CredentialError>,
+    ) -> Result<(), CredentialError> {
         let backend = self.db.get_database_backend();
         let mut last = i64::MIN;
         loop {
@@ -115,7 +163,7 @@ impl CredentialStore {
                 .query_all_raw(statement(
                     backend,
                     &format!(
-                        "SELECT id, encrypted_token FROM {TABLE} WHERE key_id IS NULL AND id > ? ORDER BY id LIMIT {PAGE}"
+                        "SELECT id, {columns} FROM {table} WHERE key_id IS NULL AND id > ? ORDER BY id LIMIT {PAGE}"
                     ),
                     vec![last.into()],
                 ))
@@ -123,18 +171,89 @@ impl CredentialStore {
             let Some(row) = rows.last() else { break };
             last = row.try_get("", "id")?;
             for row in &rows {
-                let token: String = row.try_get("", "encrypted_token")?;
-                match classify(&token) {
-                    Ok(Classification::Plaintext) => status.plaintext += 1,
-                    Ok(Classification::Legacy) => status.legacy += 1,
-                    // Sealed without a key id: written behind the store's back.
-                    _ => status.malformed += 1,
-                }
+                f(row)?;
             }
             if rows.len() < PAGE {
                 break;
             }
         }
         Ok(())
+    }
+}
+
+/// The rows a key still opens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KeyRows {
+    /// Rows of `user_credentials` sealed under the key (by key id) or
+    /// legacy tokens the key opens.
+    pub rows: u64,
+    /// The same in the archive table (`user_credentials_archive`).
+    pub archived_rows: u64,
+}
+
+impl KeyRows {
+    /// Rows in both tables.
+    pub fn total(&self) -> u64 {
+        self.rows + self.archived_rows
+    }
+}
+
+impl CredentialStore {
+    /// How many rows, in the table and in its archive, still need `key`:
+    /// sealed under its id, or legacy tokens it opens (tried on every row
+    /// without a key id). For refusing to destroy a key that something
+    /// still needs. Audited as `credential_status_read`.
+    pub async fn rows_under_key(&self, key: &atom_crypto::Key) -> Result<KeyRows, CredentialError> {
+        let probe = atom_crypto::Keyring::single(key.clone());
+        let mut found = KeyRows::default();
+        for (table, count) in [
+            (TABLE, &mut found.rows),
+            (crate::entity::ARCHIVE_TABLE, &mut found.archived_rows),
+        ] {
+            *count = self.rows_of_table_under(table, key.id(), &probe).await?;
+        }
+        self.audit
+            .record(Action::CredentialStatusRead {
+                total: found.total(),
+                needs_rewrap: found.total(),
+            })
+            .await?;
+        Ok(found)
+    }
+
+    async fn rows_of_table_under(
+        &self,
+        table: &str,
+        id: KeyId,
+        probe: &atom_crypto::Keyring,
+    ) -> Result<u64, CredentialError> {
+        let backend = self.db.get_database_backend();
+        let row = self
+            .db
+            .query_one_raw(statement(
+                backend,
+                &format!("SELECT COUNT(*) AS n FROM {table} WHERE key_id = ?"),
+                vec![id.to_string().into()],
+            ))
+            .await?;
+        let mut n = match row {
+            Some(row) => u64::try_from(row.try_get::<i64>("", "n")?).unwrap_or(0),
+            None => 0,
+        };
+        self.each_unkeyed_row(table, "encrypted_token", |row| {
+            let token: Option<String> = row.try_get("", "encrypted_token")?;
+            if let Some(token) = token
+                && matches!(classify(&token), Ok(Classification::Legacy))
+                && probe
+                    .open(&atom_crypto::Context::credential("", ""), &token)
+                    .is_ok()
+            {
+                n += 1;
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(n)
     }
 }

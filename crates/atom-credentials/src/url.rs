@@ -98,6 +98,11 @@ impl DatabaseUrl {
         Some(options.get_filename().to_path_buf())
     }
 
+    /// Whether this is an SQLite database file that does not exist (yet).
+    pub fn sqlite_file_missing(&self) -> bool {
+        self.sqlite_file().is_some_and(|f| !f.exists())
+    }
+
     /// The backend the URL selects.
     pub fn backend(&self) -> Backend {
         self.backend

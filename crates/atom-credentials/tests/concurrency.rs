@@ -48,7 +48,10 @@ db_test!(concurrent_writers_and_rewrap_lose_nothing, |db| {
         let store = store.clone();
         tokio::spawn(async move {
             store
-                .rewrap(&RewrapOptions::new().batch_size(16), |_| {})
+                .rewrap(
+                    &RewrapOptions::new().batch_size(std::num::NonZeroU32::new(16).unwrap()),
+                    |_| {},
+                )
                 .await
                 .unwrap()
         })

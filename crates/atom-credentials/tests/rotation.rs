@@ -53,7 +53,10 @@ db_test!(rewrap_moves_every_row_to_the_new_key, |db| {
 
     let mut seen = Vec::new();
     let progress = store
-        .rewrap(&RewrapOptions::new().batch_size(7), |p| seen.push(p.done))
+        .rewrap(
+            &RewrapOptions::new().batch_size(std::num::NonZeroU32::new(7).unwrap()),
+            |p| seen.push(p.done),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -99,14 +102,19 @@ db_test!(
         let (store, _) = open(&db, encrypted(&new, &[&old])).await;
 
         let dry = store
-            .rewrap(&RewrapOptions::new().dry_run(true).batch_size(8), |_| {})
+            .rewrap(
+                &RewrapOptions::new()
+                    .dry_run(true)
+                    .batch_size(std::num::NonZeroU32::new(8).unwrap()),
+                |_| {},
+            )
             .await
             .unwrap();
         assert_eq!(dry.done, 30);
         assert_eq!(store.status().await.unwrap().needs_rewrap, 30);
 
         // Two batches, as if the process stopped; then resume from last_id.
-        let options = RewrapOptions::new().batch_size(10);
+        let options = RewrapOptions::new().batch_size(std::num::NonZeroU32::new(10).unwrap());
         let first = store.rewrap_batch(i64::MIN, &options).await.unwrap();
         let second = store
             .rewrap_batch(first.last_id.unwrap(), &options)
@@ -144,7 +152,10 @@ db_test!(rewrap_reports_rows_that_do_not_open_and_continues, |db| {
     .unwrap();
     let (store, sink) = open(&db, encrypted(&new, &[&old])).await;
     let progress = store
-        .rewrap(&RewrapOptions::new().batch_size(4), |_| {})
+        .rewrap(
+            &RewrapOptions::new().batch_size(std::num::NonZeroU32::new(4).unwrap()),
+            |_| {},
+        )
         .await
         .unwrap();
     assert_eq!((progress.done, progress.failed), (9, 1));
@@ -240,7 +251,12 @@ db_test!(parallel_workers_on_split_ranges_and_shared_range, |db| {
         }
         workers.push(tokio::spawn(async move {
             store
-                .rewrap(&RewrapOptions::new().batch_size(9).range(range), |_| {})
+                .rewrap(
+                    &RewrapOptions::new()
+                        .batch_size(std::num::NonZeroU32::new(9).unwrap())
+                        .range(range),
+                    |_| {},
+                )
                 .await
                 .unwrap()
         }));
@@ -259,7 +275,9 @@ db_test!(parallel_workers_on_split_ranges_and_shared_range, |db| {
         workers.push(tokio::spawn(async move {
             store
                 .rewrap(
-                    &RewrapOptions::new().batch_size(5).skip_locked(true),
+                    &RewrapOptions::new()
+                        .batch_size(std::num::NonZeroU32::new(5).unwrap())
+                        .skip_locked(true),
                     |_| {},
                 )
                 .await

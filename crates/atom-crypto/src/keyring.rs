@@ -142,6 +142,16 @@ impl Keyring {
         Keyring::from_entries(entries)
     }
 
+    /// A keyring of one key, which seals and opens.
+    pub fn single(key: Key) -> Keyring {
+        Keyring {
+            slots: vec![Slot::new(&key, "the key".to_owned())].into(),
+            clock: Arc::new(SystemClock),
+            max_age: None,
+            legacy: true,
+        }
+    }
+
     /// Builds from keys with a description of where each came from (used in
     /// error messages). The first entry is the primary.
     pub(crate) fn from_entries(entries: Vec<(Key, String)>) -> Result<Keyring, CryptoError> {

@@ -84,7 +84,9 @@ fn bench(c: &mut Criterion) {
         b.iter_batched(
             || fresh_dir(&plain, Some(&enc)),
             |dir| {
-                let report = SecretsDir::new(dir.path()).rewrap(&new).expect("rewrap");
+                let report = SecretsDir::new(dir.path())
+                    .rewrap(&new, false)
+                    .expect("rewrap");
                 assert_eq!(report.rewrapped_names.len(), N);
                 dir
             },

@@ -109,7 +109,7 @@ impl AuditedSecrets {
     }
 
     /// [`SecretsDir::rewrap`], audited as a key rotation of the file.
-    pub async fn rewrap(&self, keyring: &Keyring) -> Result<RewrapReport> {
+    pub async fn rewrap(&self, keyring: &Keyring, seal_plaintext: bool) -> Result<RewrapReport> {
         let scope = shown(&self.dir.encrypted_path());
         let to = keyring.primary_id();
         self.change(
@@ -118,7 +118,7 @@ impl AuditedSecrets {
                 to,
                 total: None,
             },
-            || self.dir.rewrap(keyring),
+            || self.dir.rewrap(keyring, seal_plaintext),
             |r| Action::KeyRotationFinished {
                 scope: scope.clone(),
                 to,

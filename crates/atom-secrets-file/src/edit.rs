@@ -17,8 +17,12 @@ use crate::seal::{self, SealForm};
 pub enum SecretValue {
     /// A string value, opened.
     Secret(SecretString),
-    /// A number, boolean, null, object or array, stored as it is.
+    /// A number, boolean, null, or an object or array without strings,
+    /// stored as it is.
     Plain(Value),
+    /// An object or array with strings inside, every string opened: its
+    /// JSON text.
+    Structured(SecretString),
 }
 
 impl fmt::Debug for SecretValue {
@@ -27,6 +31,7 @@ impl fmt::Debug for SecretValue {
         // sensitive to its owner.
         match self {
             SecretValue::Secret(_) => f.write_str("SecretValue::Secret(..)"),
+            SecretValue::Structured(_) => f.write_str("SecretValue::Structured(..)"),
             SecretValue::Plain(v) => write!(f, "SecretValue::Plain({})", parse::kind_name(v)),
         }
     }
@@ -61,7 +66,9 @@ pub struct EditReport {
 
 impl SecretsDir {
     /// The value of `name` in `secrets.enc`. A string value must open; a
-    /// plaintext string there is an error (rewrap seals it).
+    /// plaintext string there is an error (rewrap seals it). An object or
+    /// array with strings inside comes back as its JSON text with every
+    /// string opened.
     pub fn get(&self, keyring: &Keyring, name: &str) -> Result<SecretValue> {
         let entries = self.read_encrypted()?;
         let path = self.encrypted_path();
@@ -76,6 +83,14 @@ impl SecretsDir {
                     path,
                     failures: vec![(name.to_owned(), class)],
                 }),
+            Some(other) if seal::has_nested_strings(other) => {
+                match seal::open_value(keyring, name, other, false) {
+                    Ok(opened) => Ok(SecretValue::Structured(SecretString::from(
+                        opened.to_string(),
+                    ))),
+                    Err(failures) => Err(Error::DoNotOpen { path, failures }),
+                }
+            }
             Some(other) => Ok(SecretValue::Plain(other.clone())),
         }
     }
@@ -104,6 +119,8 @@ impl SecretsDir {
 
     /// Sets `name` to a JSON value: a string is sealed, any other value is
     /// stored as it is (as migrate does).
+    /// Strings inside an object or array are sealed too, each under its
+    /// path.
     pub fn set_value(&self, keyring: &Keyring, name: &str, value: Value) -> Result<EditReport> {
         check_name(name)?;
         let _lock = self.lock()?;
@@ -118,6 +135,13 @@ impl SecretsDir {
                     Value::String(seal::seal(keyring, self.form(), name, text)),
                     key_id,
                 )
+            }
+            _ if seal::has_nested_strings(&value) => {
+                let key_id = match self.form() {
+                    SealForm::Sealed => Some(keyring.primary_id().to_string()),
+                    SealForm::Legacy => None,
+                };
+                (seal::seal_value(keyring, self.form(), name, &value), key_id)
             }
             _ => (value, None),
         };

@@ -70,6 +70,17 @@ pub enum Error {
         column: usize,
     },
 
+    /// The file starts with a UTF-8 byte order mark, which JSON does not
+    /// allow (editors on Windows add one).
+    #[error(
+        "{} starts with a UTF-8 BOM (byte order mark, bytes EF BB BF), which JSON does not allow; save the file as UTF-8 without BOM",
+        path.display()
+    )]
+    Bom {
+        /// The file.
+        path: PathBuf,
+    },
+
     /// The file is not valid JSON.
     #[error(
         "{} is not valid JSON: {problem} at line {line}, column {column}; fix the file and run the command again",
@@ -121,6 +132,19 @@ pub enum Error {
         path: PathBuf,
         /// Each failing name with its reason class.
         failures: Vec<(String, FailureClass)>,
+    },
+
+    /// A rewrap found plaintext values while sealing plaintext was not
+    /// asked for. Nothing was changed.
+    #[error(
+        "{}: {} value(s) are stored in plaintext ({}); a rewrap seals plaintext only when asked to: check that each is the secret itself and not a damaged ciphertext, then ask for plaintext to be sealed",
+        path.display(), names.len(), list_names(names)
+    )]
+    PlaintextNotSealed {
+        /// The file.
+        path: PathBuf,
+        /// The names of the plaintext values.
+        names: Vec<String>,
     },
 
     /// Migrating would overwrite values that exist only in `secrets.enc`.

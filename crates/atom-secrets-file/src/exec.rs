@@ -106,6 +106,15 @@ impl SecretsDir {
                         continue;
                     }
                 },
+                other if seal::has_nested_strings(other) => {
+                    match seal::open_value(keyring, name, other, false) {
+                        Ok(opened) => SecretString::from(opened.to_string()),
+                        Err(mut failed) => {
+                            failures.append(&mut failed);
+                            continue;
+                        }
+                    }
+                }
                 other => SecretString::from(other.to_string()),
             };
             if text.expose_secret().contains('\0') {

@@ -68,5 +68,5 @@ pub use rewrap::RewrapReport;
 pub use rollback::RollbackReport;
 pub use seal::SealForm;
 pub use shred::{ShredOptions, ShredReport};
-pub use status::Status;
+pub use status::{KeyUse, NestedCounts, Status};
 pub use verify::{EntryCheck, FailureClass, NameCheck, VerifyReport};

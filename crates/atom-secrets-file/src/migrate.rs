@@ -85,6 +85,7 @@ fn plan_and_render(
             result = match text {
                 Some(Rendered::Sealed(text)) => render_sealed_entry(&mut out, name, &text),
                 Some(Rendered::Value(value)) => render_entry(&mut out, name, value),
+                Some(Rendered::Owned(value)) => render_entry(&mut out, name, &value),
                 None => {
                     rendering = false;
                     Ok(())
@@ -132,6 +133,8 @@ fn render_sealed_entry(out: &mut Vec<u8>, name: &str, sealed: &str) -> std::io::
 enum Rendered<'a> {
     Sealed(String),
     Value(&'a Value),
+    /// An object or array whose strings this run sealed.
+    Owned(Value),
 }
 
 impl SecretsDir {
@@ -294,6 +297,9 @@ fn plan_entry<'a>(
 ) -> (Plan, Option<Rendered<'a>>) {
     let existing = existing.and_then(|e| e.get(name));
     let Some(text) = seal::as_string(value) else {
+        if seal::has_nested_strings(value) {
+            return plan_nested(keyring, form, name, value, existing);
+        }
         return match existing {
             Some(old) if old != value => (Plan::Differs, None),
             Some(old) => (Plan::Existing { string: false }, Some(Rendered::Value(old))),
@@ -345,6 +351,42 @@ fn plan_entry<'a>(
     }
 }
 
+/// [`plan_entry`] for an object or array with strings inside: each string
+/// is sealed under its path, compared with `secrets.enc` opened.
+fn plan_nested<'a>(
+    keyring: &Keyring,
+    form: SealForm,
+    name: &str,
+    value: &'a Value,
+    existing: Option<&'a Value>,
+) -> (Plan, Option<Rendered<'a>>) {
+    let opened = match seal::open_value(keyring, name, value, true) {
+        Ok(v) => v,
+        Err(failures) => return (Plan::PlainFails(failures[0].1), None),
+    };
+    if let Some(old) = existing {
+        let old_opened = match seal::open_value(keyring, name, old, true) {
+            Ok(v) => v,
+            Err(failures) => return (Plan::EncryptedFails(failures[0].1), None),
+        };
+        if old_opened != opened {
+            return (Plan::Differs, None);
+        }
+        if seal::plaintext_leaves(name, old).is_empty() {
+            return (Plan::Existing { string: true }, Some(Rendered::Value(old)));
+        }
+    }
+    if seal::plaintext_leaves(name, value).is_empty() {
+        return (Plan::Copy { sealed: true }, Some(Rendered::Value(value)));
+    }
+    (
+        Plan::Sealed,
+        Some(Rendered::Owned(seal::seal_value(
+            keyring, form, name, value,
+        ))),
+    )
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -370,7 +412,7 @@ mod tests {
                 4 => (format!("number_{i}"), Value::from(i)),
                 _ => (
                     format!("nested_{i}"),
-                    serde_json::json!({"a": [1, null, true], "b": "x"}),
+                    serde_json::json!({"a": [1, null, true], "b": 2.5, "c": ["x", {"d": "y"}]}),
                 ),
             };
             plain.insert(name, value);

@@ -74,6 +74,11 @@ pub(crate) fn read_bytes(path: &Path, limit: u64, missing_hint: &'static str) ->
 
 /// Parses the bytes of a secrets file read from `path`.
 pub(crate) fn parse_entries(path: &Path, bytes: &[u8]) -> Result<Entries> {
+    if bytes.starts_with(b"\xEF\xBB\xBF") {
+        return Err(Error::Bom {
+            path: path.to_owned(),
+        });
+    }
     let text = std::str::from_utf8(bytes).map_err(|e| {
         let (line, column) = position(&bytes[..e.valid_up_to()]);
         Error::NotUtf8 {

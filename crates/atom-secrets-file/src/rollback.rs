@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use atom_crypto::{Classification, ExposeSecret as _, Keyring, classify};
+use atom_crypto::Keyring;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -46,13 +46,10 @@ impl SecretsDir {
         let entries = self.read_encrypted()?;
 
         let mut items: Vec<(&String, &Value)> = entries.iter().collect();
-        let opened = seal::par_map(&mut items, |(name, value)| match seal::as_string(value) {
-            None => Ok((*value).clone()),
-            Some(text) if matches!(classify(text), Ok(Classification::Plaintext)) => {
-                Ok((*value).clone())
-            }
-            Some(text) => seal::open(keyring, name, text)
-                .map(|secret| Value::String(secret.expose_secret().to_owned())),
+        // Every string, nested ones included, is opened (a plaintext one is
+        // kept as it is), so secrets.json gets the exact JSON back.
+        let opened = seal::par_map(&mut items, |(name, value)| {
+            seal::open_value(keyring, name, value, true)
         });
         let mut out = Entries::with_capacity(entries.len());
         let mut failures = Vec::new();
@@ -61,7 +58,7 @@ impl SecretsDir {
                 Ok(value) => {
                     out.insert((*name).clone(), value);
                 }
-                Err(class) => failures.push(((*name).clone(), class)),
+                Err(mut failed) => failures.append(&mut failed),
             }
         }
         if !failures.is_empty() {

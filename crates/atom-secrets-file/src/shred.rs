@@ -56,8 +56,11 @@ impl SecretsDir {
         let entries = self.read_encrypted()?;
         let mut items: Vec<(&String, &Value)> = entries.iter().collect();
         let opened = seal::par_map(&mut items, |(name, value)| match value {
-            Value::String(text) => {
-                seal::open(keyring, name, text).map(|s| Value::String(s.expose_secret().to_owned()))
+            Value::String(text) => seal::open(keyring, name, text)
+                .map(|s| Value::String(s.expose_secret().to_owned()))
+                .map_err(|class| vec![((*name).clone(), class)]),
+            other if seal::has_nested_strings(other) => {
+                seal::open_value(keyring, name, other, false)
             }
             other => Ok((*other).clone()),
         });
@@ -68,7 +71,7 @@ impl SecretsDir {
                 Ok(value) => {
                     clear.insert((*name).clone(), value);
                 }
-                Err(class) => failures.push(((*name).clone(), class)),
+                Err(mut failed) => failures.append(&mut failed),
             }
         }
         if !failures.is_empty() {

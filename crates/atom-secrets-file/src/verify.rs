@@ -30,6 +30,9 @@ pub enum FailureClass {
     FromTheFuture,
     /// Decrypts, but not to UTF-8 text.
     NotUtf8,
+    /// A legacy Fernet token while legacy tokens are refused
+    /// (`ATOM_REFUSE_LEGACY=1`).
+    LegacyRefused,
     /// Another problem reported by atom-crypto.
     Other,
 }
@@ -45,6 +48,7 @@ impl FailureClass {
             CryptoError::Expired { .. } => FailureClass::Expired,
             CryptoError::FromTheFuture { .. } => FailureClass::FromTheFuture,
             CryptoError::NotUtf8 => FailureClass::NotUtf8,
+            CryptoError::LegacyRefused => FailureClass::LegacyRefused,
             _ => FailureClass::Other,
         }
     }
@@ -59,6 +63,7 @@ impl FailureClass {
             FailureClass::Expired => "expired",
             FailureClass::FromTheFuture => "from_the_future",
             FailureClass::NotUtf8 => "not_utf8",
+            FailureClass::LegacyRefused => "legacy_refused",
             FailureClass::Other => "other",
         }
     }
@@ -76,6 +81,9 @@ impl fmt::Display for FailureClass {
             FailureClass::Expired => "older than the allowed maximum age",
             FailureClass::FromTheFuture => "timestamp too far in the future",
             FailureClass::NotUtf8 => "decrypts but is not UTF-8 text",
+            FailureClass::LegacyRefused => {
+                "a legacy Fernet token, and legacy tokens are refused (ATOM_REFUSE_LEGACY=1); rewrap it with that setting off"
+            }
             FailureClass::Other => "does not open",
         })
     }
@@ -164,17 +172,26 @@ impl SecretsDir {
     /// do not open are reported (see [`VerifyReport::into_result`]).
     pub fn verify(&self, keyring: &Keyring) -> Result<VerifyReport> {
         let entries = self.read_encrypted()?;
+        // One check per string: an entry's own, or each one inside its
+        // objects and arrays (named by its path, e.g. `db.hosts[0]`).
         let mut items: Vec<_> = entries.iter().collect();
         let checks = seal::par_map(&mut items, |(name, value)| {
-            let check = match seal::as_string(value) {
-                None => EntryCheck::NotSecret,
-                Some(stored) => check_value(keyring, name, stored),
-            };
-            NameCheck {
-                name: (*name).clone(),
-                check,
+            if !value.is_string() && !seal::has_nested_strings(value) {
+                return vec![NameCheck {
+                    name: (*name).clone(),
+                    check: EntryCheck::NotSecret,
+                }];
             }
+            let mut out = Vec::new();
+            seal::leaves(name, value, &mut |leaf, stored| {
+                out.push(NameCheck {
+                    check: check_value(keyring, &leaf.context, stored),
+                    name: leaf.path,
+                });
+            });
+            out
         });
+        let checks = checks.into_iter().flatten().collect();
         Ok(VerifyReport {
             file: self.encrypted_path(),
             entries: checks,
@@ -182,9 +199,11 @@ impl SecretsDir {
     }
 }
 
-fn check_value(keyring: &Keyring, name: &str, stored: &str) -> EntryCheck {
-    if let Err(reason) = seal::open(keyring, name, stored) {
-        return EntryCheck::Failed { reason };
+fn check_value(keyring: &Keyring, context: &atom_crypto::Context, stored: &str) -> EntryCheck {
+    if let Err(e) = keyring.open(context, stored) {
+        return EntryCheck::Failed {
+            reason: FailureClass::of(&e),
+        };
     }
     match classify(stored) {
         Ok(Classification::Sealed(id)) => EntryCheck::Ok {

@@ -64,7 +64,7 @@ fn every_operation_is_recorded_without_values() {
             .unwrap();
         secrets.unset("slack_token").await.unwrap();
         assert!(secrets.verify(&ring).await.unwrap().is_ok());
-        secrets.rewrap(&ring).await.unwrap();
+        secrets.rewrap(&ring, false).await.unwrap();
 
         let events = memory.events();
         let names: Vec<(&str, Outcome)> = events.iter().map(|e| (e.name(), e.outcome)).collect();
@@ -124,7 +124,7 @@ fn a_sink_that_cannot_record_stops_reads_and_changes() {
             .unwrap_err();
         assert!(matches!(err, Error::Audit(_)), "{err:?}");
         assert!(secrets.rollback(&ring).await.is_err());
-        assert!(secrets.rewrap(&ring).await.is_err());
+        assert!(secrets.rewrap(&ring, false).await.is_err());
         assert_eq!(snapshot(dir.path()), before, "nothing changed on disk");
     });
 }

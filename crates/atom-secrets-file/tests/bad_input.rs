@@ -181,7 +181,7 @@ fn bad_secrets_enc_changes_nothing() {
         let before = snapshot(tmp.path());
         let value = SecretString::from("v");
         let operations: [Operation<'_>; 6] = [
-            ("rewrap", Box::new(|| dir.rewrap(&ring).map(|_| ()))),
+            ("rewrap", Box::new(|| dir.rewrap(&ring, false).map(|_| ()))),
             ("rollback", Box::new(|| dir.rollback(&ring).map(|_| ()))),
             ("set", Box::new(|| dir.set(&ring, "b", &value).map(|_| ()))),
             ("unset", Box::new(|| dir.unset("a").map(|_| ()))),

@@ -67,6 +67,7 @@ pub(crate) fn opened(dir: &SecretsDir, keyring: &Keyring) -> Map<String, Value> 
         let value = match dir.get(keyring, &name).expect("every value opens") {
             SecretValue::Secret(s) => Value::String(s.expose_secret().to_owned()),
             SecretValue::Plain(v) => v,
+            SecretValue::Structured(s) => serde_json::from_str(s.expose_secret()).expect("JSON"),
             _ => unreachable!("no other kind"),
         };
         out.insert(name, value);

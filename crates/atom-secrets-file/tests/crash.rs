@@ -54,7 +54,7 @@ fn scenarios() -> Vec<(&'static str, &'static str, Setup, Op)> {
             d.migrate(k).map(|_| ())
         }),
         ("rewrap", "secrets.enc", setup_migrated, |d, _, rotated| {
-            d.rewrap(rotated).map(|_| ())
+            d.rewrap(rotated, false).map(|_| ())
         }),
         ("set", "secrets.enc", setup_migrated, |d, k, _| {
             d.set(k, "a", &SecretString::from("new")).map(|_| ())
@@ -142,8 +142,8 @@ fn kill_child_mode() {
     let dir = SecretsDir::new(dir);
     for i in 0u64.. {
         dir.migrate(&a).expect("child migrate");
-        dir.rewrap(&b).expect("child rewrap b");
-        dir.rewrap(&a).expect("child rewrap a");
+        dir.rewrap(&b, false).expect("child rewrap b");
+        dir.rewrap(&a, false).expect("child rewrap a");
         if i % 3 == 0 {
             dir.rollback(&a).expect("child rollback");
         }

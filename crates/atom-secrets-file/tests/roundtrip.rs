@@ -34,8 +34,9 @@ fn every_json_value_type_round_trips() {
     let dir = SecretsDir::new(tmp.path());
 
     let report = dir.migrate(&ring).expect("migrate");
-    assert_eq!(report.sealed_names.len(), 5);
-    assert_eq!(report.not_secret, original.len() - 5);
+    // Five strings, and the object and array with strings inside.
+    assert_eq!(report.sealed_names.len(), 7);
+    assert_eq!(report.not_secret, original.len() - 7);
 
     let stored = read_json(&dir.encrypted_path());
     for (name, value) in &original {
@@ -46,15 +47,45 @@ fn every_json_value_type_round_trips() {
                 Classification::Sealed(ring.primary_id()),
                 "{name:?} is sealed under the primary key"
             ),
+            Value::Object(_) | Value::Array(_) if name == "object" || name == "array" => {
+                // The same shape, every string inside sealed under its path.
+                assert_ne!(now, value, "{name:?} holds strings in clear");
+                assert!(!now.to_string().contains("not sealed"));
+            }
             _ => assert_eq!(now, value, "{name:?} is kept as it is"),
         }
     }
+    assert_eq!(stored["object"]["deeper"]["x"][0], json!(1));
+    assert_eq!(stored["array"][1], json!(1));
     assert_same(&original, &opened(&dir, &ring));
 
+    // One check per string, nested ones by their path.
     let report = dir.verify(&ring).expect("verify");
     assert!(report.is_ok());
-    assert_eq!(report.ok_count(), 5);
+    assert_eq!(report.ok_count(), 9);
+    let names: Vec<&str> = report.entries.iter().map(|e| e.name.as_str()).collect();
+    for path in [
+        "object.inner",
+        "object.deeper.x[1]",
+        "array[0]",
+        "array[4].k",
+    ] {
+        assert!(names.contains(&path), "{path} not checked: {names:?}");
+    }
     assert!(matches!(report.entries[5].check, EntryCheck::NotSecret));
+
+    // A nested string moved to another place does not open there.
+    let mut moved = stored.clone();
+    moved["array"][0] = stored["object"]["inner"].clone();
+    std::fs::write(dir.encrypted_path(), serde_json::to_vec(&moved).unwrap()).unwrap();
+    let failures: Vec<_> = dir
+        .verify(&ring)
+        .expect("verify")
+        .failures()
+        .map(|(n, _)| n.to_owned())
+        .collect();
+    assert_eq!(failures, ["array[0]"]);
+    std::fs::write(dir.encrypted_path(), serde_json::to_vec(&stored).unwrap()).unwrap();
 
     dir.rollback(&ring).expect("rollback");
     assert_same(&original, &read_json(&dir.plaintext_path()));
@@ -110,7 +141,7 @@ fn hundred_thousand_entries_round_trip() {
     assert_eq!(report.not_secret, 10_000);
 
     let rotated = ring.promote(new).expect("promote");
-    let report = dir.rewrap(&rotated).expect("rewrap");
+    let report = dir.rewrap(&rotated, false).expect("rewrap");
     assert_eq!(report.rewrapped_names.len(), 90_000);
     assert_eq!(report.from_key_id[&ring.primary_id().to_string()], 90_000);
     let status = dir.status(Some(&rotated)).expect("status");

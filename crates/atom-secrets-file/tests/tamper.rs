@@ -37,7 +37,7 @@ fn assert_every_operation_refuses(dir: &SecretsDir, ring: &Keyring, class: Failu
     assert!(report.failures().all(|(_, c)| c == class), "{report:?}");
     assert!(matches!(report.into_result(), Err(Error::DoNotOpen { .. })));
     for result in [
-        dir.rewrap(ring).map(|_| ()),
+        dir.rewrap(ring, false).map(|_| ()),
         dir.rollback(ring).map(|_| ()),
         dir.migrate(ring).map(|_| ()),
         dir.exec_env(ring).map(|_| ()),
@@ -122,7 +122,7 @@ fn legacy_value_under_another_key_does_not_open() {
 }
 
 #[test]
-fn plaintext_in_encrypted_file_fails_verify_and_rewrap_seals_it() {
+fn plaintext_in_encrypted_file_fails_verify_and_rewrap_seals_it_only_when_asked() {
     let (_tmp, dir, ring) = migrated();
     edit_enc(&dir, |e| {
         e.insert("p".into(), Value::String("typed by hand".into()));
@@ -132,7 +132,78 @@ fn plaintext_in_encrypted_file_fails_verify_and_rewrap_seals_it() {
         report.failures().collect::<Vec<_>>(),
         [("p", FailureClass::Plaintext)]
     );
-    let report = dir.rewrap(&ring).expect("rewrap");
+    let before = std::fs::read(dir.encrypted_path()).unwrap();
+    match dir.rewrap(&ring, false) {
+        Err(atom_secrets_file::Error::PlaintextNotSealed { names, .. }) => {
+            assert_eq!(names, ["p"]);
+        }
+        other => panic!("plaintext sealed without being asked: {other:?}"),
+    }
+    assert_eq!(std::fs::read(dir.encrypted_path()).unwrap(), before);
+    let report = dir.rewrap(&ring, true).expect("rewrap");
     assert_eq!(report.from_plaintext, 1);
+    assert_eq!(report.sealed_plaintext_names, ["p"]);
     assert!(dir.verify(&ring).expect("verify").is_ok());
+}
+
+/// A damaged token is never laundered into a secret: with a stray space,
+/// in quotes, with another version byte or alphabet, verify fails it as
+/// malformed, rewrap (even asked to seal plaintext) refuses and writes
+/// nothing, status counts it as malformed, and the original value is
+/// still there to repair by hand.
+#[test]
+fn damaged_tokens_are_malformed_and_never_sealed() {
+    use base64::Engine as _;
+    let (_tmp, dir, ring) = migrated();
+    let token = ring.seal_legacy("real-db-password").into_string();
+    let raw = base64::engine::general_purpose::URL_SAFE
+        .decode(&token)
+        .unwrap();
+    let mut v81 = raw.clone();
+    v81[0] = 0x81;
+    let damaged = [
+        format!(" {token}"),
+        format!("\"{token}\""),
+        base64::engine::general_purpose::URL_SAFE.encode(&v81),
+        base64::engine::general_purpose::STANDARD.encode(&raw),
+    ];
+    for (i, text) in damaged.iter().enumerate() {
+        let name = format!("damaged_{i}");
+        edit_enc(&dir, |e| {
+            e.insert(name.clone(), Value::String(text.clone()));
+        });
+        let report = dir.verify(&ring).expect("verify");
+        assert_eq!(
+            report.failures().collect::<Vec<_>>(),
+            [(name.as_str(), FailureClass::Malformed)]
+        );
+        let status = dir.status(Some(&ring)).expect("status");
+        assert_eq!((status.malformed_secrets, status.plaintext_secrets), (1, 0));
+        let before = std::fs::read(dir.encrypted_path()).unwrap();
+        for seal_plaintext in [false, true] {
+            match dir.rewrap(&ring, seal_plaintext) {
+                Err(atom_secrets_file::Error::DoNotOpen { failures, .. }) => {
+                    assert_eq!(failures, [(name.clone(), FailureClass::Malformed)]);
+                }
+                other => panic!("{name}: {other:?}"),
+            }
+            assert_eq!(std::fs::read(dir.encrypted_path()).unwrap(), before);
+        }
+        // The damage is still there to repair: trimmed, the legacy token
+        // opens to the original value.
+        if i < 2 {
+            let repaired = text.trim().trim_matches('"');
+            assert_eq!(
+                atom_crypto::ExposeSecret::expose_secret(
+                    &ring
+                        .open(&atom_crypto::Context::secret(&name), repaired)
+                        .unwrap()
+                ),
+                "real-db-password"
+            );
+        }
+        edit_enc(&dir, |e| {
+            e.shift_remove(&name);
+        });
+    }
 }

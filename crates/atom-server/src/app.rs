@@ -16,7 +16,6 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::{JwtKeys, Principal};
-use crate::configuration::security_configuration;
 use crate::error::ApiError;
 
 /// The largest request body accepted, in bytes: a token plus JSON framing.
@@ -247,7 +246,7 @@ async fn configuration(
             "the security configuration is for administrators (a token with admin: true)",
         ));
     }
-    let doc = security_configuration(
+    let doc = atom_app::security_configuration(
         &state.inner.protection,
         &state.inner.secrets,
         &state.inner.store,
@@ -317,7 +316,7 @@ async fn list_credentials(
     let user = path(p)?;
     let (principal, user, _) = authorize(&state, &headers, &user, None).await?;
     let items = store_for(&state, &principal).list(&user).await?;
-    Ok(Json(crate::documents::credential_list(&user, &items)))
+    Ok(Json(atom_app::credential_list(&user, &items)))
 }
 
 async fn delete_credential(

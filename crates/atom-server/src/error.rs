@@ -101,6 +101,18 @@ impl From<atom_credentials::CredentialError> for ApiError {
     }
 }
 
+impl From<atom_app::Error> for ApiError {
+    fn from(err: atom_app::Error) -> ApiError {
+        match err {
+            atom_app::Error::Credentials(e) => ApiError::from(e),
+            other => {
+                tracing::error!(error = %other, "cannot build the answer");
+                ApiError::unavailable("a dependency of this answer is unavailable; try again later")
+            }
+        }
+    }
+}
+
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)

@@ -2,21 +2,14 @@
 //! and rules live in the library.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use atom_app::{ENV_BIND, Settings};
 use atom_audit::Actor;
-use atom_crypto::protection_from_env;
-use atom_secrets_file::{AuditedSecrets, SecretsDir};
-use atom_server::{
-    AppState, DEFAULT_AUDIT_LOG, ENV_AUDIT_LOG, JwtKeys, development_allowed, open_auditor,
-    open_store, router, serve,
-};
+use atom_secrets_file::AuditedSecrets;
+use atom_server::{AppState, JwtKeys, router, serve};
 use clap::{Parser, Subcommand};
-
-/// Where the development JWT secret lives when none is configured.
-const DEFAULT_JWT_SECRET_FILE: &str = "atom-jwt.secret";
 
 #[derive(Parser)]
 #[command(
@@ -26,25 +19,10 @@ const DEFAULT_JWT_SECRET_FILE: &str = "atom-jwt.secret";
 )]
 struct Cli {
     /// Address to listen on.
-    #[arg(long, env = "ATOM_BIND", default_value = "127.0.0.1:8000")]
+    #[arg(long, env = ENV_BIND, default_value = "127.0.0.1:8000")]
     bind: SocketAddr,
-    /// Database URL (SQLite, PostgreSQL or MariaDB/MySQL).
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        hide_env_values = true,
-        default_value = "sqlite://atom.db"
-    )]
-    database_url: String,
-    /// Folder of secrets.json / secrets.enc.
-    #[arg(long, env = "ATOM_SECRETS_DIR", default_value = ".")]
-    secrets_dir: PathBuf,
-    /// The hash-chained audit log.
-    #[arg(long, env = ENV_AUDIT_LOG, default_value = DEFAULT_AUDIT_LOG)]
-    audit_log: PathBuf,
-    /// Refuse to start without an encryption key.
-    #[arg(long)]
-    require_encryption: bool,
+    #[command(flatten)]
+    settings: Settings,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -72,7 +50,7 @@ enum Command {
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    atom_server::init_tracing("info");
+    atom_app::init_tracing("info");
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -91,9 +69,17 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let development = development_allowed(cli.require_encryption)?;
-    let jwt = JwtKeys::from_env_or_file(std::path::Path::new(DEFAULT_JWT_SECRET_FILE), development)
-        .map_err(anyhow::Error::msg)?;
+    let settings = cli.settings;
+    // The keys are checked before anything is created on disk.
+    let protection = settings.protection()?;
+    let development = settings.development()?;
+    let jwt_file = settings.data_dir.join("jwt.secret");
+    let jwt_configured = std::env::var_os(atom_server::ENV_JWT_SECRET).is_some()
+        || std::env::var_os(atom_server::ENV_JWT_SECRET_FILE).is_some();
+    if development && !jwt_configured && !jwt_file.exists() {
+        settings.prepare_parent(&jwt_file)?;
+    }
+    let jwt = JwtKeys::from_env_or_file(&jwt_file, development).map_err(anyhow::Error::msg)?;
     if let Some(Command::Token { user, admin, ttl }) = cli.command {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -106,19 +92,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         return Ok(());
     }
 
-    let protection = protection_from_env(cli.require_encryption)?;
-    let (auditor, fingerprints) =
-        open_auditor(&cli.audit_log, Actor::new("atom-server"), development)
-            .await
-            .with_context(|| format!("cannot open the audit log {}", cli.audit_log.display()))?;
-    let secrets = SecretsDir::new(&cli.secrets_dir);
+    announce_protection(&protection);
+    let (auditor, fingerprints) = settings
+        .auditor(Actor::new("atom-server"))
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the audit log {}",
+                settings.audit_log().display()
+            )
+        })?;
+    let secrets = settings.secrets();
     let migration = AuditedSecrets::new(secrets.clone(), auditor.clone(), fingerprints)
         .auto_migrate(&protection)
         .await?;
     tracing::info!("secrets file at start-up: {migration}");
-    let (store, report) =
-        open_store(Some(&cli.database_url), protection.clone(), auditor.clone()).await?;
-    tracing::info!(database = %atom_credentials::redact_url(&cli.database_url), migrations = %report, "credential store ready");
+    let (store, report) = settings.store(protection.clone(), auditor.clone()).await?;
+    tracing::info!(database = %atom_credentials::redact_url(&settings.database_url()), migrations = %report, "credential store ready");
 
     let state = AppState::new(store, protection, secrets, jwt, auditor.clone());
     let listener = tokio::net::TcpListener::bind(cli.bind)
@@ -134,6 +124,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     auditor.flush().await?;
     tracing::info!("atom-server stopped");
     Ok(())
+}
+
+/// Says, unmistakably, whether values are encrypted and under which key.
+fn announce_protection(protection: &atom_crypto::Protection) {
+    match protection.keyring() {
+        Some(ring) => {
+            let older: Vec<String> = ring
+                .key_ids()
+                .skip(1)
+                .map(|(id, _)| id.to_string())
+                .collect();
+            tracing::info!(
+                primary_key = %ring.primary_id(),
+                decrypt_only = %if older.is_empty() { "none".to_owned() } else { older.join(",") },
+                "ENCRYPTION ON: new values are sealed under key {}",
+                ring.primary_id()
+            );
+        }
+        None => {
+            eprintln!(
+                "\n  !!! PLAINTEXT MODE: no ENCRYPTION_KEY is set. Secrets and credentials are stored UNENCRYPTED.\n  !!! For anything but a local trial, stop the server, set ENCRYPTION_KEY to a key from `atom key generate`, and start it again.\n"
+            );
+        }
+    }
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -53,8 +53,39 @@ fn starts_on_the_defaults_and_stops_on_sigterm() {
     assert!(status.success());
     let exit = child.wait().unwrap();
     assert!(exit.success(), "exit after SIGTERM: {exit:?}");
-    for file in ["atom.db", "atom-audit.jsonl", "atom-jwt.secret"] {
-        assert!(dir.path().join(file).exists(), "{file} was not created");
+    // Everything a development run makes is in one folder, 0700, which
+    // ignores itself in git; files are 0600.
+    let dev = dir.path().join(".atom");
+    for file in [
+        "atom.db",
+        "audit.jsonl",
+        "audit.jsonl.key",
+        "jwt.secret",
+        ".gitignore",
+    ] {
+        assert!(dev.join(file).exists(), "{file} was not created");
+    }
+    let mut made: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    made.sort();
+    assert_eq!(made, vec![".atom"], "files outside the development folder");
+    assert_eq!(
+        std::fs::read_to_string(dev.join(".gitignore"))
+            .unwrap()
+            .lines()
+            .last(),
+        Some("*")
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dev), 0o700);
+        for file in ["atom.db", "audit.jsonl.key", "jwt.secret"] {
+            assert_eq!(mode(&dev.join(file)), 0o600, "{file}");
+        }
     }
 }
 
@@ -88,7 +119,7 @@ fn production_settings_refuse_development_secrets() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("ATOM_JWT_SECRET"), "{err}");
     assert!(
-        !dir.path().join("atom-jwt.secret").exists(),
+        !dir.path().join(".atom").exists(),
         "no development secret was made"
     );
 }

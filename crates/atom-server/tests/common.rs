@@ -2,9 +2,10 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use atom_audit::{Auditor, MemorySink};
+use atom_credentials::{CredentialStore, DatabaseUrl, StoreConfig};
 use atom_crypto::{Key, Keyring, Protection};
 use atom_secrets_file::SecretsDir;
-use atom_server::{AppState, JwtKeys, open_store, router, serve};
+use atom_server::{AppState, JwtKeys, router, serve};
 use tokio::sync::oneshot;
 
 pub(crate) const JWT_SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
@@ -25,7 +26,8 @@ impl TestServer {
         let protection = Protection::Encrypted(keyring);
         let events = MemorySink::new();
         let auditor = Auditor::new(events.clone());
-        let (store, _) = open_store(Some(database_url), protection.clone(), auditor.clone())
+        let config = StoreConfig::new(DatabaseUrl::parse(database_url).unwrap());
+        let (store, _) = CredentialStore::open(&config, protection.clone(), auditor.clone())
             .await
             .unwrap();
         let jwt = JwtKeys::new(JWT_SECRET).unwrap();

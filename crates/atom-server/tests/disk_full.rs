@@ -144,7 +144,7 @@ async fn a_full_disk_never_acknowledges_a_write_it_did_not_store() {
     let wal = std::fs::metadata(dir.path().join("atom.db-wal"))
         .unwrap()
         .len();
-    let audit = std::fs::metadata(dir.path().join("atom-audit.jsonl"))
+    let audit = std::fs::metadata(dir.path().join(".atom/audit.jsonl"))
         .unwrap()
         .len();
     assert!(
@@ -216,7 +216,7 @@ async fn a_full_disk_never_acknowledges_a_write_it_did_not_store() {
 
     // The audit log: the last `credential_stored` of each user says
     // success exactly for the users whose write is stored.
-    let log = std::fs::read_to_string(dir.path().join("atom-audit.jsonl")).unwrap();
+    let log = std::fs::read_to_string(dir.path().join(".atom/audit.jsonl")).unwrap();
     let mut last = BTreeMap::new();
     for line in log.lines() {
         let record: Value = serde_json::from_str(line).unwrap();

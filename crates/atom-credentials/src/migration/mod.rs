@@ -186,3 +186,50 @@ impl MigrationLock {
         Ok(())
     }
 }
+
+/// The schema of a credential database, read without changing anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SchemaState {
+    /// The database, password redacted.
+    pub database: String,
+    /// Whether the database exists (an SQLite file that does not exist
+    /// does not; a server database always does once it answers).
+    pub exists: bool,
+    /// Migrations applied, in order.
+    pub applied: Vec<String>,
+    /// Migrations not yet applied, in order.
+    pub pending: Vec<String>,
+}
+
+/// Reads the schema state of `config`'s database: which migrations are
+/// applied and which are pending. Creates nothing, migrates nothing.
+pub async fn schema_state(
+    config: &crate::config::StoreConfig,
+) -> Result<SchemaState, CredentialError> {
+    let url = config.database_url.without_create();
+    let all: Vec<String> = Migrator::migrations()
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect();
+    let mut state = SchemaState {
+        database: url.to_string(),
+        exists: !url.sqlite_file_missing(),
+        applied: Vec::new(),
+        pending: all.clone(),
+    };
+    if !state.exists {
+        return Ok(state);
+    }
+    let mut single = config.clone().with_max_connections(1);
+    single.database_url = url;
+    let db = crate::connect::connect(&single).await?;
+    let pending = pending(&db).await;
+    db.close().await?;
+    state.pending = pending?;
+    state.applied = all
+        .into_iter()
+        .filter(|m| !state.pending.contains(m))
+        .collect();
+    Ok(state)
+}

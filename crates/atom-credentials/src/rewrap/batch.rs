@@ -53,7 +53,7 @@ impl CredentialStore {
         after: i64,
         options: &RewrapOptions,
     ) -> Result<Prepared, CredentialError> {
-        let limit = options.batch_size.max(1);
+        let limit = options.batch_size.get();
         let mut query = entity::Entity::find()
             .select_only()
             .columns([

@@ -18,6 +18,8 @@
 //!   PostgreSQL let them share a range with `skip_locked` (each batch is
 //!   `SELECT ... FOR UPDATE SKIP LOCKED`, so workers take different rows).
 
+use std::num::NonZeroU32;
+
 mod batch;
 mod crypto;
 mod swap_sql;
@@ -31,7 +33,7 @@ use crate::error::CredentialError;
 use crate::store::CredentialStore;
 
 /// Rows per batch unless set otherwise.
-pub const DEFAULT_BATCH_SIZE: u32 = 1000;
+pub const DEFAULT_BATCH_SIZE: NonZeroU32 = NonZeroU32::new(1000).unwrap();
 /// At most this many failures are kept with their reasons in a
 /// [`RewrapProgress`]; all are counted.
 pub const MAX_REPORTED_FAILURES: usize = 1000;
@@ -89,8 +91,8 @@ impl std::fmt::Display for IdRange {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RewrapOptions {
-    /// Rows per batch (and per transaction). At least 1.
-    pub batch_size: u32,
+    /// Rows per batch (and per transaction).
+    pub batch_size: NonZeroU32,
     /// Seal plaintext rows (from the no-key development mode) too; when
     /// off they are reported as failed with reason `not_sealed`.
     pub seal_plaintext: bool,
@@ -122,8 +124,8 @@ impl RewrapOptions {
     }
 
     /// Rows per batch.
-    pub fn batch_size(mut self, n: u32) -> RewrapOptions {
-        self.batch_size = n.max(1);
+    pub fn batch_size(mut self, n: NonZeroU32) -> RewrapOptions {
+        self.batch_size = n;
         self
     }
 

@@ -4,12 +4,13 @@
 //!
 //! SQLite always runs (a file in a temporary directory). PostgreSQL and
 //! MariaDB run when `ATOM_TEST_POSTGRES_URL` / `ATOM_TEST_MYSQL_URL` name an
-//! admin URL: each test creates its own database `xtask_t_<random>` there
+//! admin URL: each test creates its own database `rot_t_<random>` there
 //! and drops it at the end. Unset, the test prints SKIPPED and passes.
 
 use std::collections::BTreeMap;
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -18,9 +19,9 @@ use atom_credentials::{CredentialStore, DatabaseUrl, Provider, StoreConfig, User
 use atom_crypto::{
     Context, ENV_KEY_FILE, ENV_PREVIOUS_KEYS_FILE, ExposeSecret, Key, Keyring, Protection,
 };
+use atom_rotation::{KeyFiles, Keys, RotateOptions};
 use atom_secrets_file::{SecretValue, SecretsDir};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement, Value};
-use xtask::{KeyFiles, RotateOptions};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -87,7 +88,7 @@ impl TestDb {
             let _ = writeln!(std::io::stderr(), "SKIPPED {test} on {kind:?} (set {env})");
             return None;
         };
-        let name = format!("xtask_t_{:016x}", random_u64());
+        let name = format!("rot_t_{:016x}", random_u64());
         let conn = Database::connect(admin.as_str()).await.unwrap();
         conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
             .await
@@ -150,6 +151,8 @@ pub(crate) struct Fixture {
     pub(crate) secrets: BTreeMap<String, String>,
     /// (user, provider) -> token.
     pub(crate) credentials: BTreeMap<(String, String), String>,
+    /// The audit chain's key, for runs of the binary.
+    audit: Key,
 }
 
 pub(crate) const PROVIDER: &str = "github";
@@ -257,22 +260,32 @@ impl Fixture {
             older,
             secrets,
             credentials,
+            audit: Key::generate().unwrap(),
         })
     }
 
+    /// The audit key (`ATOM_AUDIT_KEY`) for runs of the binary.
+    #[allow(dead_code)] // used by the binary's tests, which share this file
+    pub(crate) fn audit_key(&self) -> String {
+        self.audit.expose_base64().to_string()
+    }
+
     /// Rotation options for this fixture, with `--yes`.
+    #[allow(dead_code)] // the binary's tests, which share this file, pass flags
     pub(crate) fn options(&self) -> RotateOptions {
-        let mut o = RotateOptions::new(self.files.clone());
+        let mut o = RotateOptions::new(Keys::Files(self.files.clone()));
         o.secrets_dir = Some(self.secrets_dir.clone());
         o.database_url = Some(self.db.url.clone());
-        o.workers = 2;
-        o.batch_size = 7;
+        o.workers = NonZeroU32::new(2).unwrap();
+        o.batch_size = NonZeroU32::new(7).unwrap();
+        // The fixture holds plaintext values on purpose.
+        o.seal_plaintext = true;
         o.yes = true;
         o
     }
 
     pub(crate) fn state_path(&self) -> PathBuf {
-        self.files.dir().join(xtask::STATE_FILE)
+        self.files.dir().join(atom_rotation::STATE_FILE)
     }
 
     /// The keyring the key files configure, read as an app reads it.
@@ -339,10 +352,21 @@ impl Fixture {
         let text = std::fs::read_to_string(&self.files.previous).unwrap();
         assert!(text.contains("# keys that still decrypt"), "comment lost");
         assert!(!text.contains(&self.old.id().to_string()));
+        // Retired, never destroyed: the old key is kept in the retired-keys
+        // file, which no app loads, and still opens what it sealed.
+        let retired = std::fs::read_to_string(&self.files.retired).unwrap();
+        assert!(
+            retired.contains(&*self.old.expose_base64()),
+            "the old key is not in the retired-keys file"
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
-            for f in [&self.files.primary, &self.files.previous] {
+            for f in [
+                &self.files.primary,
+                &self.files.previous,
+                &self.files.retired,
+            ] {
                 let mode = std::fs::metadata(f).unwrap().permissions().mode();
                 assert_eq!(mode & 0o777, 0o600, "{}", f.display());
             }
@@ -460,7 +484,7 @@ pub(crate) fn write_key(path: &Path, key: &Key) {
 macro_rules! per_backend {
     ($name:ident) => {
         mod $name {
-            use crate::common::Kind;
+            use super::Kind;
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {

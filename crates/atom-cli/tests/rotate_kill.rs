@@ -1,6 +1,6 @@
-//! The rotation killed at random points (SIGKILL of the xtask binary),
-//! again and again, then run to the end: it completes, nothing is lost,
-//! nothing is sealed twice.
+//! `atom keys rotate` as a process: killed at random points (SIGKILL),
+//! again and again, then run to the end, it completes, nothing is lost,
+//! nothing is sealed twice; a value that does not open stops it with exit 3.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -8,13 +8,16 @@ use std::time::{Duration, Instant};
 
 use atom_crypto::Key;
 
-use crate::common::{Fixture, Kind, random_u64, write_key};
+use crate::rotation_common::{Fixture, Kind, random_u64, set_token, write_key};
 
-/// `xtask rotate-keys --yes` for the fixture, with a clean environment.
+/// `atom keys rotate --yes --seal-plaintext` for the fixture, with a clean
+/// environment.
 pub(crate) fn command(fx: &Fixture, new_key_file: Option<&Path>) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    cmd.arg("rotate-keys")
-        .arg("--yes")
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_atom"));
+    cmd.args(["keys", "rotate", "--yes", "--seal-plaintext"])
+        .arg("--audit-log")
+        .arg(fx.dir.path().join("audit.jsonl"))
+        .env("ATOM_AUDIT_KEY", fx.audit_key())
         .arg("--key-file")
         .arg(&fx.files.primary)
         .arg("--previous-keys-file")
@@ -148,4 +151,30 @@ fn phase_of(fx: &Fixture) -> String {
         }
         Err(_) => "none".to_owned(),
     }
+}
+
+/// The binary prints the bad values and exits 3.
+#[test]
+fn the_binary_exits_3_naming_the_bad_row() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let fx = rt
+        .block_on(Fixture::new(Kind::Sqlite, "binary_exit_3", 3))
+        .unwrap();
+    let tokens = rt.block_on(fx.raw_tokens());
+    let ids: Vec<i64> = tokens.keys().copied().collect();
+    rt.block_on(async {
+        let conn = fx.db.connect().await;
+        set_token(&conn, ids[0], &tokens[&ids[1]]).await;
+        conn.close().await.unwrap();
+    });
+    let out = command(&fx, None).arg("--json").output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["outcome"], "values_do_not_open");
+    assert_eq!(json["bad_values"][0]["id"], ids[0]);
 }

@@ -1,4 +1,4 @@
-//! Integration tests of `cargo xtask rotate-keys`, in one target.
+//! Integration tests of the rotation engine and the key files, in one target.
 //!
 //! Every rotation test body runs on SQLite always, and on PostgreSQL and
 //! MariaDB when `ATOM_TEST_POSTGRES_URL` / `ATOM_TEST_MYSQL_URL` are set
@@ -8,6 +8,5 @@
 #[macro_use]
 mod common;
 mod concurrent;
-mod kill;
 mod plan;
 mod rotate;

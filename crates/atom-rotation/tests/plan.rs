@@ -3,7 +3,7 @@
 
 use atom_audit::{Auditor, MemorySink};
 use atom_crypto::{Context, Key, Keyring};
-use xtask::{Outcome, exit, rotate_keys};
+use atom_rotation::{Outcome, exit, rotate_keys};
 
 use crate::common::{Fixture, Kind, set_token};
 
@@ -74,35 +74,6 @@ async fn bad_values_stop_at_plan(kind: Kind) {
 }
 per_backend!(bad_values_stop_at_plan);
 
-/// The binary prints the bad values and exits 3.
-#[test]
-fn the_binary_exits_3_naming_the_bad_row() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let fx = rt
-        .block_on(Fixture::new(Kind::Sqlite, "binary_exit_3", 3))
-        .unwrap();
-    let tokens = rt.block_on(fx.raw_tokens());
-    let ids: Vec<i64> = tokens.keys().copied().collect();
-    rt.block_on(async {
-        let conn = fx.db.connect().await;
-        set_token(&conn, ids[0], &tokens[&ids[1]]).await;
-        conn.close().await.unwrap();
-    });
-    let out = crate::kill::command(&fx, None)
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(json["outcome"], "values_do_not_open");
-    assert_eq!(json["bad_values"][0]["id"], ids[0]);
-}
-
 /// A dry run changes nothing: pointed at a database that does not exist
 /// yet, it says so instead of creating it (and its tables).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -114,10 +85,15 @@ async fn a_dry_run_does_not_create_the_database() {
     let mut options = fx.options();
     options.database_url = Some(format!("sqlite://{}", missing.display()));
     options.dry_run = true;
-    let err = rotate_keys(&options, &Auditor::new(MemorySink::new()))
+    let report = rotate_keys(&options, &Auditor::new(MemorySink::new()))
         .await
-        .unwrap_err();
-    assert!(err.to_string().contains("does not exist"), "{err}");
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::DryRun, "{}", report.to_text());
+    assert!(
+        report.notes.iter().any(|n| n.contains("does not exist")),
+        "{:?}",
+        report.notes
+    );
     assert!(
         !missing.exists(),
         "the dry run created {}",

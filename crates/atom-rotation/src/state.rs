@@ -121,7 +121,7 @@ impl RotationState {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => {
-                return Err(Error::Failed(anyhow::anyhow!(
+                return Err(Error::Failed(format!(
                     "cannot read the rotation state {}: {e}",
                     path.display()
                 )));
@@ -138,7 +138,8 @@ impl RotationState {
     /// Writes the state file atomically.
     pub(crate) fn save(&mut self, path: &Path) -> Result<(), Error> {
         self.updated_at = Utc::now();
-        let mut bytes = serde_json::to_vec_pretty(self).map_err(anyhow::Error::new)?;
+        let mut bytes = serde_json::to_vec_pretty(self)
+            .map_err(|e| Error::Failed(format!("cannot render the rotation state: {e}")))?;
         bytes.push(b'\n');
         write_atomically(path, &bytes)
     }
@@ -161,7 +162,7 @@ impl RotationLock {
             options.mode(0o600);
         }
         let file = options.open(&path).map_err(|e| {
-            Error::Failed(anyhow::anyhow!(
+            Error::Failed(format!(
                 "cannot open the rotation lock {}: {e}; check that the key directory is writable",
                 path.display()
             ))
@@ -172,7 +173,7 @@ impl RotationLock {
                 "another rotate-keys run holds {}; wait for it to finish (only one rotation runs at a time)",
                 path.display()
             ))),
-            Err(TryLockError::Error(e)) => Err(Error::Failed(anyhow::anyhow!(
+            Err(TryLockError::Error(e)) => Err(Error::Failed(format!(
                 "cannot lock {}: {e}",
                 path.display()
             ))),

@@ -4,7 +4,7 @@
 
 use atom_audit::{Action, Auditor, MemorySink};
 use atom_crypto::Key;
-use xtask::{KeyFiles, Outcome, Phase, exit, rotate_keys};
+use atom_rotation::{KeyFiles, Outcome, Phase, exit, rotate_keys};
 
 use crate::common::{Fixture, Kind, write_key};
 
@@ -149,34 +149,118 @@ async fn stops_for_both_rollouts_and_resumes() {
 }
 
 #[test]
-fn keys_only_in_the_environment_are_refused_with_the_way_out() {
+fn key_files_resolve_from_flags_and_variables() {
+    // Keys only in the environment: no key files (rotation then plans
+    // only, see the test below).
     let env = |name: &str| match name {
         "ENCRYPTION_KEY" => Some("x".repeat(43)),
         _ => None,
     };
-    let err = KeyFiles::resolve(None, None, env).unwrap_err();
-    assert_eq!(err.exit_code(), exit::USAGE);
-    let text = err.to_string();
-    assert!(text.contains("ENCRYPTION_KEY_FILE"), "{text}");
-    assert!(text.contains("ENCRYPTION_PREVIOUS_KEYS_FILE"), "{text}");
-    assert!(!text.contains(&"x".repeat(43)), "the key in a message");
+    assert_eq!(KeyFiles::resolve(None, None, None, env).unwrap(), None);
 
     let env = |name: &str| match name {
         "ENCRYPTION_KEY_FILE" => Some("/k/encryption.key".to_owned()),
         "ENCRYPTION_PREVIOUS_KEYS" => Some("a,b".to_owned()),
         _ => None,
     };
-    let err = KeyFiles::resolve(None, None, env).unwrap_err().to_string();
-    assert!(err.contains("ENCRYPTION_PREVIOUS_KEYS_FILE"), "{err}");
+    let err = KeyFiles::resolve(None, None, None, env).unwrap_err();
+    assert_eq!(err.exit_code(), exit::USAGE);
+    assert!(
+        err.to_string().contains("ENCRYPTION_PREVIOUS_KEYS_FILE"),
+        "{err}"
+    );
 
     let env = |name: &str| match name {
         "ENCRYPTION_KEY_FILE" => Some("/k/encryption.key".to_owned()),
         "ENCRYPTION_PREVIOUS_KEYS_FILE" => Some("/k/previous.keys".to_owned()),
         _ => None,
     };
-    let files = KeyFiles::resolve(None, None, env).unwrap();
+    let files = KeyFiles::resolve(None, None, None, env).unwrap().unwrap();
     assert_eq!(
         files,
         KeyFiles::new("/k/encryption.key", "/k/previous.keys")
     );
+    assert_eq!(files.retired, std::path::Path::new("/k/retired.keys"));
+    let env = |name: &str| match name {
+        "ENCRYPTION_KEY_FILE" => Some("/k/encryption.key".to_owned()),
+        "ENCRYPTION_PREVIOUS_KEYS_FILE" => Some("/k/previous.keys".to_owned()),
+        "ENCRYPTION_RETIRED_KEYS_FILE" => Some("/vault/retired.keys".to_owned()),
+        _ => None,
+    };
+    let files = KeyFiles::resolve(None, None, None, env).unwrap().unwrap();
+    assert_eq!(files.retired, std::path::Path::new("/vault/retired.keys"));
+}
+
+/// With keys in environment variables a dry run plans (and changes
+/// nothing); any other run refuses with the commands that move the keys
+/// to files, and those commands run as printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_in_the_environment_plan_and_say_how_to_move_to_files() {
+    let fx = Fixture::new(Kind::Sqlite, "environment_keys", 4)
+        .await
+        .unwrap();
+    let keyring = fx.keyring_from_files();
+    let mut options = fx.options();
+    options.keys = atom_rotation::Keys::Environment(keyring);
+    options.dry_run = true;
+    let before = fx.raw_tokens().await;
+    let report = rotate_keys(&options, &Auditor::new(MemorySink::new()))
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::DryRun, "{}", report.to_text());
+    assert!(report.values_opened > 0);
+    assert_eq!(fx.raw_tokens().await, before);
+    assert!(!fx.state_path().exists());
+
+    options.dry_run = false;
+    let err = rotate_keys(&options, &Auditor::new(MemorySink::new()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), exit::USAGE);
+    let text = err.to_string();
+    let commands = KeyFiles::move_to_files_instructions();
+    assert!(text.contains(&commands), "{text}");
+    assert_eq!(fx.raw_tokens().await, before);
+
+    // The printed commands, run by a shell in a fresh folder with the keys
+    // in its environment, make the files and point at them.
+    let work = tempfile::tempdir().unwrap();
+    let old = fx.old.expose_base64().to_string();
+    let older = fx.older.expose_base64().to_string();
+    let script = format!(
+        "{commands} && echo \"$ENCRYPTION_KEY_FILE|$ENCRYPTION_PREVIOUS_KEYS_FILE|${{ENCRYPTION_KEY:-unset}}\""
+    );
+    let out = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .current_dir(work.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .env("ENCRYPTION_KEY", &old)
+        .env("ENCRYPTION_PREVIOUS_KEYS", &older)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.trim_end().ends_with("|unset"), "{printed}");
+    let keys = work.path().join("keys");
+    let files = KeyFiles::new(keys.join("encryption.key"), keys.join("previous.keys"));
+    let ring = crate::common::keyring_from_files(&files).unwrap();
+    assert_eq!(ring.primary_id(), fx.old.id());
+    assert!(ring.contains(fx.older.id()));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&keys).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        let mode = std::fs::metadata(&files.primary)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
+    }
 }

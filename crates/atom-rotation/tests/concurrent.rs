@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use atom_audit::{Auditor, MemorySink};
 use atom_credentials::{Provider, UserId};
 use atom_crypto::Key;
-use xtask::{Outcome, Phase, rotate_keys};
+use atom_rotation::{Outcome, Phase, rotate_keys};
 
 use crate::common::{Fixture, Kind, PROVIDER, keyring_from_files, store, write_key};
 
@@ -26,7 +26,7 @@ async fn concurrent_writers(kind: Kind) {
     let mut options = fx.options();
     options.new_key_file = Some(new_file);
     options.yes = false;
-    options.batch_size = 20;
+    options.batch_size = std::num::NonZeroU32::new(20).unwrap();
 
     // 1. Introduce, and "roll out": the writers read the key files.
     let r = rotate_keys(&options, &Auditor::new(MemorySink::new()))

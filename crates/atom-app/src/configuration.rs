@@ -24,6 +24,9 @@ pub struct SecurityConfiguration {
     pub encrypted_secrets: usize,
     /// String entries that are not encrypted.
     pub plaintext_secrets: usize,
+    /// String entries that are damaged ciphertext (near a token, not one):
+    /// neither encrypted nor plaintext.
+    pub malformed_secrets: usize,
     /// The primary key's id and the decrypt-only ones: ids only.
     pub keys: Vec<KeyEntry>,
     /// Secrets-file entries per key id (`legacy` for bare Fernet tokens).
@@ -52,6 +55,8 @@ pub struct CredentialCounts {
     pub legacy: u64,
     /// Plaintext rows (development mode).
     pub plaintext: u64,
+    /// Rows whose value or key id is malformed (damaged ciphertext).
+    pub malformed: u64,
     /// Rows not yet under the primary key.
     pub needs_rewrap: u64,
 }
@@ -62,12 +67,10 @@ pub async fn security_configuration(
     protection: &Protection,
     secrets: &SecretsDir,
     store: &CredentialStore,
-) -> Result<SecurityConfiguration, crate::ApiError> {
+) -> Result<SecurityConfiguration, crate::Error> {
     let keyring = protection.keyring();
-    let status = secrets
-        .status(keyring)
-        .map_err(|e| crate::ApiError::internal(format!("cannot read the secrets file: {e}")))?;
-    let counts = store.status().await.map_err(crate::ApiError::from)?;
+    let status = secrets.status(keyring)?;
+    let counts = store.status().await?;
     let mut secrets_by_key = status.by_key_id.clone();
     if status.legacy_secrets > 0 {
         secrets_by_key.insert("legacy".to_owned(), status.legacy_secrets);
@@ -82,6 +85,7 @@ pub async fn security_configuration(
         total_secrets: status.total_secrets,
         encrypted_secrets: status.encrypted_secrets,
         plaintext_secrets: status.plaintext_secrets,
+        malformed_secrets: status.malformed_secrets,
         keys: keyring
             .map(|ring| {
                 ring.key_ids()
@@ -102,6 +106,7 @@ pub async fn security_configuration(
                 .collect(),
             legacy: counts.legacy,
             plaintext: counts.plaintext,
+            malformed: counts.malformed,
             needs_rewrap: counts.needs_rewrap,
         },
     })

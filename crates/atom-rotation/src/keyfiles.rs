@@ -1,7 +1,10 @@
-//! The key files rotation manages: the primary key file
-//! (`ENCRYPTION_KEY_FILE`) and the previous-keys file
-//! (`ENCRYPTION_PREVIOUS_KEYS_FILE`, one key a line, `#` comments), read
-//! and replaced atomically.
+//! The key files rotation manages, read and replaced atomically:
+//! - the primary key file (`ENCRYPTION_KEY_FILE`), one key;
+//! - the previous-keys file (`ENCRYPTION_PREVIOUS_KEYS_FILE`), decrypt-only
+//!   keys, one a line, `#` comments kept;
+//! - the retired-keys file ([`ENV_RETIRED_KEYS_FILE`], by default
+//!   `retired.keys` beside the previous-keys file), same format, which no
+//!   app loads: retiring moves a key there, never deletes it.
 //!
 //! Keys are files because a running app cannot have its environment
 //! edited: an app that reloads (or restarts) reads the new files.
@@ -10,72 +13,86 @@ use std::fs::File;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use atom_crypto::{ENV_KEY, ENV_KEY_FILE, ENV_PREVIOUS_KEYS, ENV_PREVIOUS_KEYS_FILE, Key, KeyId};
+use atom_crypto::{ENV_KEY_FILE, ENV_PREVIOUS_KEYS_FILE, Key, KeyId};
 use zeroize::Zeroizing;
 
 use crate::error::Error;
 
+/// The retired-keys file (for `atom keys` only; apps never read it).
+pub const ENV_RETIRED_KEYS_FILE: &str = "ENCRYPTION_RETIRED_KEYS_FILE";
+/// The retired-keys file's name when [`ENV_RETIRED_KEYS_FILE`] is unset,
+/// in the directory of the previous-keys file.
+pub const RETIRED_KEYS_FILE: &str = "retired.keys";
+
 /// Where the keys live.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct KeyFiles {
     /// The primary key: one key, one line.
     pub primary: PathBuf,
     /// Decrypt-only keys: one a line, blank lines and `#` comments kept.
     pub previous: PathBuf,
+    /// Retired keys: kept, never loaded by an app.
+    pub retired: PathBuf,
 }
 
 impl KeyFiles {
-    /// Key files named explicitly.
+    /// Key files named explicitly; the retired-keys file goes beside the
+    /// previous-keys file.
     pub fn new(primary: impl Into<PathBuf>, previous: impl Into<PathBuf>) -> KeyFiles {
+        let previous = previous.into();
+        let retired = parent_dir(&previous).join(RETIRED_KEYS_FILE);
         KeyFiles {
             primary: primary.into(),
-            previous: previous.into(),
+            previous,
+            retired,
         }
     }
 
-    /// The key files from the flags, else from `ENCRYPTION_KEY_FILE` and
-    /// `ENCRYPTION_PREVIOUS_KEYS_FILE` through `lookup` (an environment).
-    /// Keys held only in environment variables are refused with the steps
-    /// to move them to files.
+    /// The same files with the retired keys kept in `retired`.
+    pub fn with_retired(mut self, retired: impl Into<PathBuf>) -> KeyFiles {
+        self.retired = retired.into();
+        self
+    }
+
+    /// The key files from the flags, else from `ENCRYPTION_KEY_FILE`,
+    /// `ENCRYPTION_PREVIOUS_KEYS_FILE` and [`ENV_RETIRED_KEYS_FILE`] through
+    /// `lookup` (an environment). `None` when no primary key file is named
+    /// either way (the keys may be in environment variables, see
+    /// [`KeyFiles::move_to_files_instructions`]).
     pub fn resolve(
         primary: Option<PathBuf>,
         previous: Option<PathBuf>,
+        retired: Option<PathBuf>,
         lookup: impl Fn(&str) -> Option<String>,
-    ) -> Result<KeyFiles, Error> {
-        let set = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let primary = match primary.or_else(|| set(ENV_KEY_FILE).map(PathBuf::from)) {
-            Some(p) => p,
-            None if set(ENV_KEY).is_some() => {
-                return Err(Error::Usage(format!(
-                    "{ENV_KEY} holds the key in the environment, which a running app cannot have edited, so rotation manages keys as files. \
-                     Move it to files: `umask 077; printf '%s\\n' \"${ENV_KEY}\" > /etc/atom/encryption.key; touch /etc/atom/previous.keys`, \
-                     configure every app instance with {ENV_KEY_FILE}=/etc/atom/encryption.key and {ENV_PREVIOUS_KEYS_FILE}=/etc/atom/previous.keys \
-                     instead of {ENV_KEY}/{ENV_PREVIOUS_KEYS}, restart them, then run: \
-                     cargo xtask rotate-keys --key-file /etc/atom/encryption.key --previous-keys-file /etc/atom/previous.keys"
-                )));
-            }
-            None => {
-                return Err(Error::Usage(format!(
-                    "no key file: pass --key-file (or set {ENV_KEY_FILE}) naming the file that holds the primary key, as the apps are configured"
-                )));
-            }
+    ) -> Result<Option<KeyFiles>, Error> {
+        let set = |name: &str| {
+            lookup(name)
+                .filter(|v| !v.trim().is_empty())
+                .map(PathBuf::from)
         };
-        let previous = match previous.or_else(|| set(ENV_PREVIOUS_KEYS_FILE).map(PathBuf::from)) {
-            Some(p) => p,
-            None => {
-                let why = if set(ENV_PREVIOUS_KEYS).is_some() {
-                    format!(
-                        "{ENV_PREVIOUS_KEYS} holds previous keys in the environment, which a running app cannot have edited; write them one a line to a file, configure the apps with {ENV_PREVIOUS_KEYS_FILE} instead, and "
-                    )
-                } else {
-                    String::new()
-                };
-                return Err(Error::Usage(format!(
-                    "rotation adds the new key to the previous-keys file first, so the apps must read one: {why}pass --previous-keys-file (or set {ENV_PREVIOUS_KEYS_FILE}) naming the file the apps read with {ENV_PREVIOUS_KEYS_FILE} (it may be empty or missing at first)"
-                )));
-            }
+        let Some(primary) = primary.or_else(|| set(ENV_KEY_FILE)) else {
+            return Ok(None);
         };
-        Ok(KeyFiles { primary, previous })
+        let Some(previous) = previous.or_else(|| set(ENV_PREVIOUS_KEYS_FILE)) else {
+            return Err(Error::Usage(format!(
+                "rotation adds the new key to the previous-keys file first, so the apps must read one: set {ENV_PREVIOUS_KEYS_FILE} (or pass --previous-keys-file) to the file the apps read with {ENV_PREVIOUS_KEYS_FILE} beside {ENV_KEY_FILE}={}; it may be empty or missing at first",
+                primary.display()
+            )));
+        };
+        let files = KeyFiles::new(primary, previous);
+        Ok(Some(match retired.or_else(|| set(ENV_RETIRED_KEYS_FILE)) {
+            Some(r) => files.with_retired(r),
+            None => files,
+        }))
+    }
+
+    /// Shell commands that move keys held in `ENCRYPTION_KEY` and
+    /// `ENCRYPTION_PREVIOUS_KEYS` into key files in the folder `keys`
+    /// (created, mode 0700) and point this shell at them; they run as
+    /// printed.
+    pub fn move_to_files_instructions() -> String {
+        "mkdir -p -m 700 keys && (umask 077; printf '%s\\n' \"$ENCRYPTION_KEY\" > keys/encryption.key; printf '%s' \"${ENCRYPTION_PREVIOUS_KEYS:-}\" | tr ',' '\\n' > keys/previous.keys) && export ENCRYPTION_KEY_FILE=\"$PWD/keys/encryption.key\" ENCRYPTION_PREVIOUS_KEYS_FILE=\"$PWD/keys/previous.keys\" && unset ENCRYPTION_KEY ENCRYPTION_PREVIOUS_KEYS".to_owned()
     }
 
     /// The directory of the primary key file (where the state file goes).
@@ -85,22 +102,17 @@ impl KeyFiles {
 
     /// The primary key.
     pub(crate) fn read_primary(&self) -> Result<Key, Error> {
-        let text = read_text(&self.primary)?;
-        let line = text.trim_end_matches(['\n', '\r']);
-        Key::parse(line).map_err(|problem| {
-            Error::Usage(format!(
-                "{} {problem}; it must hold exactly one key from: atom key generate",
-                self.primary.display()
-            ))
-        })
+        read_one_key(&self.primary)
     }
 
     /// The previous-keys file as lines; missing is empty.
     pub(crate) fn read_previous(&self) -> Result<KeyLines, Error> {
-        if !self.previous.exists() {
-            return Ok(KeyLines::default());
-        }
-        KeyLines::parse(&read_text(&self.previous)?, &self.previous)
+        KeyLines::read(&self.previous)
+    }
+
+    /// The retired-keys file as lines; missing is empty.
+    pub(crate) fn read_retired(&self) -> Result<KeyLines, Error> {
+        KeyLines::read(&self.retired)
     }
 
     /// Replaces the primary key file with `key`.
@@ -113,9 +125,37 @@ impl KeyFiles {
 
     /// Replaces the previous-keys file with `lines`.
     pub(crate) fn write_previous(&self, lines: &KeyLines) -> Result<(), Error> {
-        let text = lines.render();
-        write_atomically(&self.previous, text.as_bytes())
+        write_atomically(&self.previous, lines.render().as_bytes())
     }
+
+    /// Replaces the retired-keys file with `lines`.
+    pub(crate) fn write_retired(&self, lines: &KeyLines) -> Result<(), Error> {
+        write_atomically(&self.retired, lines.render().as_bytes())
+    }
+
+    /// Moves the decrypt-only key `key` from the previous-keys file to the
+    /// retired-keys file. The retired file is written first, so a crash in
+    /// between leaves the key in both files, never in neither.
+    pub(crate) fn retire(&self, key: &Key, note: &str) -> Result<(), Error> {
+        let mut retired = self.read_retired()?;
+        retired.add(key, note);
+        self.write_retired(&retired)?;
+        let mut previous = self.read_previous()?;
+        previous.remove(key.id());
+        self.write_previous(&previous)
+    }
+}
+
+/// Reads a file that holds exactly one key.
+pub(crate) fn read_one_key(path: &Path) -> Result<Key, Error> {
+    let text = read_text(path)?;
+    let line = text.trim_end_matches(['\n', '\r']);
+    Key::parse(line).map_err(|problem| {
+        Error::Usage(format!(
+            "{} {problem}; it must hold exactly one key, as made by key generation",
+            path.display()
+        ))
+    })
 }
 
 /// A line of the previous-keys file.
@@ -133,10 +173,18 @@ pub(crate) struct KeyLines {
 }
 
 impl KeyLines {
+    /// Reads `path`; a missing file is empty.
+    fn read(path: &Path) -> Result<KeyLines, Error> {
+        if !path.exists() {
+            return Ok(KeyLines::default());
+        }
+        KeyLines::parse(&read_text(path)?, path)
+    }
+
     fn parse(text: &str, path: &Path) -> Result<KeyLines, Error> {
         let mut lines = Vec::new();
         for (i, line) in text.split('\n').enumerate() {
-            let line = line.trim_end_matches('\r');
+            let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
                 lines.push(Line::Other(line.to_owned()));
                 continue;
@@ -169,13 +217,18 @@ impl KeyLines {
         self.keys().any(|k| k.id() == id)
     }
 
+    /// The key with this id.
+    pub(crate) fn find(&self, id: KeyId) -> Option<&Key> {
+        self.keys().find(|k| k.id() == id)
+    }
+
     /// Appends `key` with a comment naming its id, unless it is there.
     pub(crate) fn add(&mut self, key: &Key, note: &str) {
         if self.contains(key.id()) {
             return;
         }
         self.lines.push(Line::Other(format!(
-            "# {} {note} by cargo xtask rotate-keys at {}",
+            "# {} {note} at {}",
             key.id(),
             chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
         )));
@@ -191,7 +244,7 @@ impl KeyLines {
         });
     }
 
-    fn render(&self) -> Zeroizing<String> {
+    pub(crate) fn render(&self) -> Zeroizing<String> {
         let mut out = Zeroizing::new(String::new());
         for line in &self.lines {
             match line {
@@ -237,7 +290,7 @@ pub(crate) fn parent_dir(path: &Path) -> PathBuf {
 pub(crate) fn write_atomically(target: &Path, bytes: &[u8]) -> Result<(), Error> {
     let dir = parent_dir(target);
     let failed = |step: &str, e: std::io::Error| {
-        Error::Failed(anyhow::anyhow!(
+        Error::Failed(format!(
             "could not {step} for {}: {e}; the previous file is unchanged",
             target.display()
         ))
@@ -263,7 +316,7 @@ pub(crate) fn write_atomically(target: &Path, bytes: &[u8]) -> Result<(), Error>
         .map_err(|e| failed("rename the temp file", e.error))?;
     #[cfg(unix)]
     File::open(&dir).and_then(|d| d.sync_all()).map_err(|e| {
-        Error::Failed(anyhow::anyhow!(
+        Error::Failed(format!(
             "{} was replaced but its directory could not be synced ({e}); run the command again",
             target.display()
         ))

@@ -2,40 +2,59 @@
 //! (plan -> introduce -> promote -> rewrap -> verify -> retire), recorded
 //! in the state file after each step. See docs/ROTATION.md.
 
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 
 use atom_audit::{Action, Auditor, Outcome as AuditOutcome};
-use atom_credentials::{CredentialStore, DatabaseUrl, StoreConfig};
-use atom_crypto::{Key, KeyId, Keyring, Protection};
-use atom_secrets_file::SecretsDir;
+use atom_crypto::{
+    ENV_KEY, ENV_KEY_FILE, ENV_PREVIOUS_KEYS, ENV_PREVIOUS_KEYS_FILE, Key, KeyId, Keyring,
+};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use crate::engine::{self, EngineConfig};
 use crate::error::Error;
 use crate::exit;
-use crate::inventory::{BadValue, Inventory, Sources};
+use crate::inventory::{BadValue, Inventory, Planned, Sources};
 use crate::keyfiles::{KeyFiles, KeyLines};
 use crate::state::{Phase, RotationLock, RotationState};
 
+/// Where the keys come from.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Keys {
+    /// Key files the apps read: every phase can run.
+    Files(KeyFiles),
+    /// Keys held in environment variables: only a dry run (the plan) can
+    /// run, since the later phases change key files.
+    Environment(Keyring),
+}
+
 /// What `rotate_keys` is asked to do.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct RotateOptions {
-    /// The key files the apps read.
-    pub key_files: KeyFiles,
+    /// Where the keys come from.
+    pub keys: Keys,
     /// Rotate to this key instead of a generated one (one key, one line).
     pub new_key_file: Option<PathBuf>,
     /// The directory holding `secrets.enc`, if a secrets file is rotated.
+    /// A directory with neither `secrets.enc` nor `secrets.json` is
+    /// skipped (the report says so).
     pub secrets_dir: Option<PathBuf>,
-    /// The credential database, if one is rotated.
+    /// The credential database, if one is rotated. An SQLite file that
+    /// does not exist is skipped (the report says so).
     pub database_url: Option<String>,
     /// Parallel rewrap workers.
-    pub workers: u32,
+    pub workers: NonZeroU32,
     /// Rows per batch (and per transaction).
-    pub batch_size: u32,
+    pub batch_size: NonZeroU32,
     /// On PostgreSQL, workers share the table with `SKIP LOCKED` instead
     /// of disjoint id ranges.
     pub skip_locked: bool,
+    /// Seal plaintext values (from the no-key development mode). Off, any
+    /// plaintext value stops the plan: it is listed, and nothing changes.
+    pub seal_plaintext: bool,
     /// Stop after the plan; change nothing.
     pub dry_run: bool,
     /// One host holds every reader: do not stop for rollouts.
@@ -47,21 +66,22 @@ pub struct RotateOptions {
 }
 
 impl RotateOptions {
-    /// Options for `key_files` with defaults: every core, batches of 1000,
-    /// no progress bar, stopping for rollouts.
-    pub fn new(key_files: KeyFiles) -> RotateOptions {
+    /// Options for `keys` with defaults: every core, batches of 1000,
+    /// no progress bar, stopping for rollouts, plaintext refused.
+    pub fn new(keys: Keys) -> RotateOptions {
         RotateOptions {
-            key_files,
+            keys,
             new_key_file: None,
             secrets_dir: None,
             database_url: None,
-            workers: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+            workers: crate::engine::cores(),
             batch_size: atom_credentials::DEFAULT_BATCH_SIZE,
             skip_locked: false,
+            seal_plaintext: false,
             dry_run: false,
             yes: false,
             show_progress: false,
-            rerun_command: "cargo xtask rotate-keys".to_owned(),
+            rerun_command: "atom keys rotate".to_owned(),
         }
     }
 }
@@ -118,6 +138,9 @@ pub struct RotationReport {
     pub after: Option<Inventory>,
     /// Values that do not open (the first 1000 per store).
     pub bad_values: Vec<BadValue>,
+    /// Plaintext values (from the no-key development mode), by name or row
+    /// id: sealed by this rotation with `seal_plaintext`, else they stop it.
+    pub plaintext_values: Vec<BadValue>,
     /// How many values do not open in all.
     pub bad_values_total: u64,
     /// Values that open (plan and verify).
@@ -132,6 +155,9 @@ pub struct RotationReport {
     pub changed: Vec<String>,
     /// What remains to be done.
     pub remaining: Vec<String>,
+    /// What was not rotated and why (a secrets folder without a file, an
+    /// SQLite database that does not exist).
+    pub notes: Vec<String>,
     /// The command to run next, if any.
     pub next_command: Option<String>,
     /// The state file.
@@ -149,6 +175,7 @@ impl RotationReport {
             before: None,
             after: None,
             bad_values: Vec::new(),
+            plaintext_values: Vec::new(),
             bad_values_total: 0,
             values_opened: 0,
             secrets_rewrapped: 0,
@@ -156,12 +183,44 @@ impl RotationReport {
             rows_skipped: 0,
             changed: Vec::new(),
             remaining: Vec::new(),
+            notes: Vec::new(),
             next_command: None,
             state_file,
         }
     }
 
-    fn end(mut self, outcome: Outcome) -> RotationReport {
+    /// Takes in what the plan found; `true` when it stops the rotation
+    /// (values that do not open, or plaintext without `seal_plaintext`),
+    /// with the remaining steps and the next command set.
+    pub(crate) fn absorb_plan(&mut self, planned: Planned, rerun: &str) -> bool {
+        self.values_opened = planned.opened;
+        self.bad_values_total = planned.bad_total;
+        self.plaintext_values = planned.plaintext;
+        if planned.bad_total == 0 {
+            return false;
+        }
+        self.bad_values = planned.bad;
+        let plaintext_refused = self
+            .bad_values
+            .iter()
+            .filter(|b| self.plaintext_values.contains(b))
+            .count();
+        if plaintext_refused > 0 {
+            self.remaining.push(format!(
+                "{plaintext_refused} value(s) are plaintext; a rotation seals plaintext only when asked to (seal plaintext): check that each listed value is the secret itself and not a damaged ciphertext, then run again asking for it"
+            ));
+        }
+        if planned.bad_total as usize > plaintext_refused {
+            self.remaining.push(
+                "restore or remove the values that do not open (or add the key they were sealed under to the previous-keys file), then run the same command again".to_owned(),
+            );
+        }
+        self.remaining.push("nothing was changed".to_owned());
+        self.next_command = Some(rerun.to_owned());
+        true
+    }
+
+    pub(crate) fn end(mut self, outcome: Outcome) -> RotationReport {
         self.outcome = outcome;
         self.exit_code = outcome.exit_code();
         self
@@ -180,11 +239,24 @@ pub async fn rotate_keys(
 ) -> Result<RotationReport, Error> {
     if options.secrets_dir.is_none() && options.database_url.is_none() {
         return Err(Error::Usage(
-            "nothing to rotate: pass --secrets-dir (the directory of secrets.enc) and/or --database-url (or set DATABASE_URL)".to_owned(),
+            "nothing to rotate: name the folder of secrets.enc and/or the credential database"
+                .to_owned(),
         ));
     }
-    let run = Run::new(options, auditor)?;
-    let _lock = RotationLock::acquire(&options.key_files.dir())?;
+    let files = match &options.keys {
+        Keys::Files(files) => files,
+        Keys::Environment(keyring) if options.dry_run => {
+            return plan_only(options, auditor, keyring).await;
+        }
+        Keys::Environment(_) => {
+            return Err(Error::Usage(format!(
+                "the keys are in environment variables, which a running app cannot have edited, so rotation keeps them in files. Move them to files in ./keys (this shell; then give every app instance the same {ENV_KEY_FILE} and {ENV_PREVIOUS_KEYS_FILE} instead of {ENV_KEY} and {ENV_PREVIOUS_KEYS}, and restart it): {}",
+                KeyFiles::move_to_files_instructions()
+            )));
+        }
+    };
+    let run = Run::new(options, files, auditor);
+    let _lock = RotationLock::acquire(&files.dir())?;
     let state = RotationState::load(&run.state_path)?.filter(|s| s.phase != Phase::Finished);
     match state {
         None => run.start().await,
@@ -192,29 +264,80 @@ pub async fn rotate_keys(
     }
 }
 
+/// The plan alone, with keys from the environment: nothing is written.
+async fn plan_only(
+    options: &RotateOptions,
+    auditor: &Auditor,
+    keyring: &Keyring,
+) -> Result<RotationReport, Error> {
+    let engine = EngineConfig::of(options);
+    let mut report = RotationReport::new(PathBuf::new());
+    report.old_key_id = Some(keyring.primary_id().to_string());
+    let sources = Sources::open(options, &engine, keyring, auditor, &mut report).await?;
+    let before = sources.inventory().await?;
+    let bar = progress_bar(options, count_values(&before), "plan: opening every value");
+    let planned = sources
+        .check_open(keyring, options.seal_plaintext, &engine, &bar)
+        .await?;
+    bar.finish_and_clear();
+    report.before = Some(before);
+    if report.absorb_plan(planned, &options.rerun_command) {
+        return Ok(report.end(Outcome::ValuesDoNotOpen));
+    }
+    report.remaining.push(format!(
+        "to rotate, move the keys to files first (the phases after the plan change key files): {}",
+        KeyFiles::move_to_files_instructions()
+    ));
+    report.next_command = Some(options.rerun_command.clone());
+    Ok(report.end(Outcome::DryRun))
+}
+
 struct Run<'a> {
     options: &'a RotateOptions,
+    files: &'a KeyFiles,
     auditor: &'a Auditor,
     state_path: PathBuf,
     engine: EngineConfig,
 }
 
+impl EngineConfig {
+    fn of(options: &RotateOptions) -> EngineConfig {
+        EngineConfig {
+            workers: options.workers.get(),
+            batch_size: options.batch_size,
+            skip_locked: options.skip_locked,
+            seal_plaintext: options.seal_plaintext,
+        }
+    }
+}
+
+fn progress_bar(options: &RotateOptions, len: u64, what: &str) -> ProgressBar {
+    if !options.show_progress {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} rows, {per_sec}, ETA {eta}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what.to_owned());
+    bar
+}
+
 impl<'a> Run<'a> {
-    fn new(options: &'a RotateOptions, auditor: &'a Auditor) -> Result<Run<'a>, Error> {
-        Ok(Run {
+    fn new(options: &'a RotateOptions, files: &'a KeyFiles, auditor: &'a Auditor) -> Run<'a> {
+        Run {
             options,
+            files,
             auditor,
-            state_path: RotationState::path_in(&options.key_files.dir()),
-            engine: EngineConfig {
-                workers: options.workers.max(1),
-                batch_size: options.batch_size.max(1),
-                skip_locked: options.skip_locked,
-            },
-        })
+            state_path: RotationState::path_in(&files.dir()),
+            engine: EngineConfig::of(options),
+        }
     }
 
     fn files(&self) -> &KeyFiles {
-        &self.options.key_files
+        self.files
     }
 
     /// The keyring the key files configure now.
@@ -231,39 +354,16 @@ impl<'a> Run<'a> {
         Ok((primary, previous, keyring))
     }
 
-    async fn sources(&self, keyring: &Keyring) -> Result<Sources, Error> {
-        let store = match &self.options.database_url {
-            None => None,
-            // A dry run changes nothing, not even the schema.
-            Some(url) if self.options.dry_run => {
-                Some(open_existing_store(url, self.engine.workers, keyring, self.auditor).await?)
-            }
-            Some(url) => Some(open_store(url, self.engine.workers, keyring, self.auditor).await?),
-        };
-        Ok(Sources {
-            secrets: self.options.secrets_dir.as_ref().map(SecretsDir::new),
-            store,
-            database: self
-                .options
-                .database_url
-                .as_deref()
-                .map(atom_credentials::redact_url)
-                .unwrap_or_default(),
-        })
+    async fn sources(
+        &self,
+        keyring: &Keyring,
+        report: &mut RotationReport,
+    ) -> Result<Sources, Error> {
+        Sources::open(self.options, &self.engine, keyring, self.auditor, report).await
     }
 
     fn bar(&self, len: u64, what: &str) -> ProgressBar {
-        if !self.options.show_progress {
-            return ProgressBar::hidden();
-        }
-        let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
-        if let Ok(style) =
-            ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} rows, {per_sec}, ETA {eta}")
-        {
-            bar.set_style(style.progress_chars("=> "));
-        }
-        bar.set_message(what.to_owned());
-        bar
+        progress_bar(self.options, len, what)
     }
 
     fn rerun(&self) -> String {
@@ -297,22 +397,15 @@ impl<'a> Run<'a> {
         }
 
         // Plan: open everything with the current keyring.
-        let sources = self.sources(&keyring).await?;
+        let sources = self.sources(&keyring, &mut report).await?;
         let before = sources.inventory().await?;
         let bar = self.bar(count_values(&before), "plan: opening every value");
-        let (bad, bad_total, opened) = sources
-            .check_open(&keyring, true, &self.engine, &bar)
+        let planned = sources
+            .check_open(&keyring, self.options.seal_plaintext, &self.engine, &bar)
             .await?;
         bar.finish_and_clear();
         report.before = Some(before.clone());
-        report.values_opened = opened;
-        report.bad_values_total = bad_total;
-        if bad_total > 0 {
-            report.bad_values = bad;
-            report.remaining.push(
-                "restore or remove the values that do not open (or add the key they were sealed under to the previous-keys file), then run the same command again; nothing was changed".to_owned(),
-            );
-            report.next_command = Some(self.rerun());
+        if report.absorb_plan(planned, &self.rerun()) {
             return Ok(report.end(Outcome::ValuesDoNotOpen));
         }
         if self.options.dry_run {
@@ -405,13 +498,25 @@ impl<'a> Run<'a> {
     fn keys_of(&self, state: &RotationState) -> Result<(Key, Key, KeyLines), Error> {
         let primary = self.files().read_primary()?;
         let previous = self.files().read_previous()?;
+        let retired = self.files().read_retired()?;
         let find = |id: &str| {
+            if let Some(k) = retired.keys().find(|k| k.id().to_string() == id)
+                && !std::iter::once(&primary)
+                    .chain(previous.keys())
+                    .any(|p| p.id() == k.id())
+            {
+                return Err(Error::Failed(format!(
+                    "key {id} of the rotation in progress ({}) was retired meanwhile; put it back with the key restore command (it is in {}), then run again",
+                    self.state_path.display(),
+                    self.files().retired.display()
+                )));
+            }
             std::iter::once(&primary)
                 .chain(previous.keys())
                 .find(|k| k.id().to_string() == id)
                 .cloned()
                 .ok_or_else(|| {
-                    Error::Failed(anyhow::anyhow!(
+                    Error::Failed(format!(
                         "key {id} of the rotation in progress ({}) is in neither {} nor {}; restore the key files from a backup (the state file never holds keys)",
                         self.state_path.display(),
                         self.files().primary.display(),
@@ -471,7 +576,7 @@ impl<'a> Run<'a> {
         }
         let (_, _, keyring) = self.keyring_from_files()?;
         if keyring.primary_id() != new.id() {
-            return Err(Error::Failed(anyhow::anyhow!(
+            return Err(Error::Failed(format!(
                 "{} holds key {}, not the promoted key {}; the key files were changed during the rotation: put {} back as primary, then run the command again",
                 self.files().primary.display(),
                 keyring.primary_id(),
@@ -479,7 +584,7 @@ impl<'a> Run<'a> {
                 new.id()
             )));
         }
-        let sources = self.sources(&keyring).await?;
+        let sources = self.sources(&keyring, &mut report).await?;
         if report.before.is_none() {
             report.before = Some(sources.inventory().await?);
         }
@@ -533,17 +638,18 @@ impl<'a> Run<'a> {
             return Ok(report.end(Outcome::WaitingForRollout));
         }
 
-        // Retire.
-        let mut previous = self.files().read_previous()?;
-        previous.remove(old.id());
-        self.files().write_previous(&previous)?;
+        // Retire: the old key moves to the retired-keys file, never lost.
+        self.files()
+            .retire(&old, "retired after the rotation to its successor")?;
+        let previous = self.files().read_previous()?;
         state.phase = Phase::Finished;
         state.save(&self.state_path)?;
         report.phase = Some(Phase::Finished);
         report.changed.push(format!(
-            "retired the old key {} from {}",
+            "retired the old key {}: moved from {} to {} (no app loads it; it can be restored, and destroyed once nothing needs it)",
             old.id(),
-            self.files().previous.display()
+            self.files().previous.display(),
+            self.files().retired.display()
         ));
         self.audit(
             Action::KeyRotationFinished {
@@ -559,9 +665,8 @@ impl<'a> Run<'a> {
         let others: Vec<String> = previous.keys().map(|k| k.id().to_string()).collect();
         if !others.is_empty() {
             report.remaining.push(format!(
-                "optional: no value is sealed under the older keys {} any more; remove them from {} when no backup you may restore needs them",
-                others.join(", "),
-                self.files().previous.display()
+                "optional: no value is sealed under the older keys {} any more; retire them when no backup you may restore needs them",
+                others.join(", ")
             ));
         }
         report.remaining.push(format!(
@@ -602,7 +707,7 @@ impl<'a> Run<'a> {
             && !state.secrets_rewrapped
         {
             let keyring = self.keyring_from_files()?.2;
-            match dir.rewrap(&keyring) {
+            match dir.rewrap(&keyring, self.options.seal_plaintext) {
                 Ok(r) => {
                     report.secrets_rewrapped += r.rewrapped_names.len();
                     if r.wrote {
@@ -730,9 +835,10 @@ impl<'a> Run<'a> {
             }
         }
 
-        if self.options.key_files.read_primary()?.id() != new {
-            return Err(Error::Failed(anyhow::anyhow!(
-                "the primary key changed during the rotation"
+        if self.files().read_primary()?.id() != new {
+            return Err(Error::Failed(format!(
+                "the primary key in {} changed during the rotation; put {new} back as primary, then run the same command again",
+                self.files().primary.display()
             )));
         }
         // Every value must open, and none may be left outside the new key.
@@ -745,18 +851,18 @@ impl<'a> Run<'a> {
             count_values(&sources.inventory().await?),
             "verify: opening every value",
         );
-        let (bad, bad_total, opened) = sources
+        let planned = sources
             .with_keyring(&keyring)
             .check_open(&keyring, false, &self.engine, &bar)
             .await?;
         bar.finish_and_clear();
         let after = sources.inventory().await?;
-        report.values_opened = opened;
+        report.values_opened = planned.opened;
         let left = after.not_under(&new.to_string());
         report.after = Some(after);
-        if bad_total > 0 {
-            report.bad_values_total += bad_total;
-            report.bad_values.extend(bad);
+        if planned.bad_total > 0 {
+            report.bad_values_total += planned.bad_total;
+            report.bad_values.extend(planned.bad);
             report.remaining.push(
                 "values do not open; nothing was retired. Fix them, then run the same command again"
                     .to_owned(),
@@ -777,46 +883,4 @@ impl<'a> Run<'a> {
 
 fn count_values(inventory: &Inventory) -> u64 {
     inventory.credentials.as_ref().map_or(0, |c| c.total)
-}
-
-/// The store settings for `url`, with a connection per worker (and two for
-/// the reads that run beside them).
-fn store_config(url: &str, workers: u32) -> Result<StoreConfig, Error> {
-    Ok(
-        StoreConfig::new(DatabaseUrl::parse(url).map_err(|e| Error::Usage(e.to_string()))?)
-            .with_max_connections(workers.max(1) + 2),
-    )
-}
-
-/// [`open_store`] without changing the database: no migration and no new
-/// SQLite file ([`CredentialStore::open_existing`]), for dry runs.
-pub(crate) async fn open_existing_store(
-    url: &str,
-    workers: u32,
-    keyring: &Keyring,
-    auditor: &Auditor,
-) -> Result<CredentialStore, Error> {
-    Ok(CredentialStore::open_existing(
-        &store_config(url, workers)?,
-        Protection::Encrypted(keyring.clone()),
-        auditor.clone(),
-    )
-    .await?)
-}
-
-/// Opens the credential store under `keyring`, auditing through `auditor`,
-/// with a connection per worker.
-pub(crate) async fn open_store(
-    url: &str,
-    workers: u32,
-    keyring: &Keyring,
-    auditor: &Auditor,
-) -> Result<CredentialStore, Error> {
-    let (store, _) = CredentialStore::open(
-        &store_config(url, workers)?,
-        Protection::Encrypted(keyring.clone()),
-        auditor.clone(),
-    )
-    .await?;
-    Ok(store)
 }

@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use atom_credentials::CredentialStore;
+use atom_audit::Auditor;
+use atom_credentials::{CredentialStore, DatabaseUrl, StoreConfig};
 use atom_crypto::{Key, Keyring, Protection};
 use atom_secrets_file::{FailureClass, SecretsDir};
 use indicatif::ProgressBar;
@@ -13,6 +14,7 @@ use serde::Serialize;
 
 use crate::engine::{self, EngineConfig};
 use crate::error::Error;
+use crate::rotate::{RotateOptions, RotationReport};
 
 /// Counts of the secrets file, by structure.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -126,6 +128,19 @@ impl std::fmt::Display for BadValue {
     }
 }
 
+/// What the plan found by opening every value.
+#[derive(Debug, Default)]
+pub(crate) struct Planned {
+    /// Values that do not open (the first 1000 per store).
+    pub(crate) bad: Vec<BadValue>,
+    /// How many do not open in all.
+    pub(crate) bad_total: u64,
+    /// How many open (plaintext included when it is to be sealed).
+    pub(crate) opened: u64,
+    /// Plaintext values, by name or row id.
+    pub(crate) plaintext: Vec<BadValue>,
+}
+
 /// What is rotated.
 pub(crate) struct Sources {
     pub(crate) secrets: Option<SecretsDir>,
@@ -134,6 +149,81 @@ pub(crate) struct Sources {
 }
 
 impl Sources {
+    /// What `options` asks to rotate, opened under `keyring`. A secrets
+    /// folder with neither file and an SQLite database that does not exist
+    /// are skipped, with a note in `report`; `secrets.json` without
+    /// `secrets.enc` is an error (migrate first). A dry run opens the
+    /// database without changing it.
+    pub(crate) async fn open(
+        options: &RotateOptions,
+        engine: &EngineConfig,
+        keyring: &Keyring,
+        auditor: &Auditor,
+        report: &mut RotationReport,
+    ) -> Result<Sources, Error> {
+        let secrets = match &options.secrets_dir {
+            None => None,
+            Some(dir) => {
+                let dir = SecretsDir::new(dir);
+                if dir.encrypted_path().exists() {
+                    Some(dir)
+                } else if dir.plaintext_path().exists() {
+                    return Err(Error::Usage(format!(
+                        "{} does not exist but {} does: rotation rewraps secrets.enc, so migrate secrets.json first",
+                        dir.encrypted_path().display(),
+                        dir.plaintext_path().display()
+                    )));
+                } else {
+                    report.notes.push(format!(
+                        "no secrets file in {} (neither secrets.enc nor secrets.json): only the credential database is rotated",
+                        dir.dir().display()
+                    ));
+                    None
+                }
+            }
+        };
+        let mut database = String::new();
+        let store = match &options.database_url {
+            None => None,
+            Some(url) => {
+                let parsed = DatabaseUrl::parse(url).map_err(|e| Error::Usage(e.to_string()))?;
+                database = parsed.to_string();
+                let config = StoreConfig::new(parsed.clone())
+                    .with_max_connections(engine.workers.max(1) + 2);
+                let protection = Protection::Encrypted(keyring.clone());
+                if parsed.sqlite_file_missing() {
+                    report.notes.push(format!(
+                        "no database at {database} (the SQLite file does not exist): only the secrets file is rotated"
+                    ));
+                    None
+                } else if options.dry_run {
+                    // A dry run changes nothing, not even the schema.
+                    Some(
+                        CredentialStore::open_existing(&config, protection, auditor.clone())
+                            .await?,
+                    )
+                } else {
+                    Some(
+                        CredentialStore::open(&config, protection, auditor.clone())
+                            .await?
+                            .0,
+                    )
+                }
+            }
+        };
+        if secrets.is_none() && store.is_none() {
+            return Err(Error::Usage(format!(
+                "nothing to rotate: {}",
+                report.notes.join("; ")
+            )));
+        }
+        Ok(Sources {
+            secrets,
+            store,
+            database,
+        })
+    }
+
     /// The same sources under `keyring`.
     pub(crate) fn with_keyring(&self, keyring: &Keyring) -> Sources {
         Sources {
@@ -151,17 +241,6 @@ impl Sources {
         let mut inventory = Inventory::default();
         if let Some(dir) = &self.secrets {
             let status = dir.status(None)?;
-            if !status.encrypted_file {
-                return Err(Error::Usage(format!(
-                    "{} does not exist{}; rotation rewraps secrets.enc",
-                    dir.encrypted_path().display(),
-                    if status.plaintext_file_present {
-                        " but secrets.json does: migrate it first with atom secrets migrate"
-                    } else {
-                        ""
-                    }
-                )));
-            }
             inventory.secrets = Some(SecretsCounts {
                 file: dir.encrypted_path(),
                 total: status.total_secrets,
@@ -190,37 +269,39 @@ impl Sources {
         Ok(inventory)
     }
 
-    /// Opens every value with `keyring` (nothing is written) and returns
-    /// the ones that do not open, with the total count of those, and the
-    /// number that open. Plaintext counts as opening when
-    /// `plaintext_ok` (rewrap seals it).
+    /// Opens every value with `keyring` (nothing is written): the values
+    /// that do not open, how many open, and the plaintext values. Plaintext
+    /// counts as opening only with `seal_plaintext` (rewrap then seals it);
+    /// either way each plaintext value is listed by name or row id.
     pub(crate) async fn check_open(
         &self,
         keyring: &Keyring,
-        plaintext_ok: bool,
+        seal_plaintext: bool,
         config: &EngineConfig,
         bar: &ProgressBar,
-    ) -> Result<(Vec<BadValue>, u64, u64), Error> {
-        let mut bad = Vec::new();
-        let mut bad_total = 0;
-        let mut opened = 0;
+    ) -> Result<Planned, Error> {
+        let mut planned = Planned::default();
         if let Some(dir) = &self.secrets {
             let report = dir.verify(keyring)?;
-            opened += report.ok_count() as u64;
+            planned.opened += report.ok_count() as u64;
             for (name, class) in report.failures() {
-                if plaintext_ok && class == FailureClass::Plaintext {
-                    opened += 1;
-                    continue;
-                }
-                bad_total += 1;
-                bad.push(BadValue {
+                let value = BadValue {
                     place: "secrets_file",
                     name: Some(name.to_owned()),
                     id: None,
                     user: None,
                     provider: None,
                     reason: class.to_string(),
-                });
+                };
+                if class == FailureClass::Plaintext {
+                    planned.plaintext.push(value.clone());
+                    if seal_plaintext {
+                        planned.opened += 1;
+                        continue;
+                    }
+                }
+                planned.bad_total += 1;
+                planned.bad.push(value);
             }
         }
         if let Some(store) = &self.store {
@@ -237,37 +318,35 @@ impl Sources {
             };
             let cursors = engine::plan_ranges(&probe, &config, &[]).await?;
             let (totals, _) = engine::run(&probe, &config, cursors, true, bar, None).await?;
-            opened += totals.done;
-            bad_total += totals.failed;
+            planned.opened += totals.done;
+            planned.bad_total += totals.failed;
             for f in totals.failures {
-                if !plaintext_ok && f.reason == atom_audit::DecryptFailure::NotSealed {
-                    continue;
-                }
-                bad.push(BadValue {
+                let value = BadValue {
                     place: "credentials",
                     name: None,
                     id: Some(f.id),
                     user: Some(f.user),
                     provider: Some(f.provider),
                     reason: f.message,
-                });
+                };
+                if f.reason == atom_audit::DecryptFailure::NotSealed {
+                    planned.plaintext.push(value.clone());
+                }
+                planned.bad.push(value);
             }
-            if !plaintext_ok {
-                // Dry runs seal plaintext; after a rotation none may remain.
-                let plaintext = store.status().await?.plaintext;
-                bad_total += plaintext;
-                if plaintext > 0 {
-                    bad.push(BadValue {
+            if seal_plaintext {
+                for row in store.status().await?.plaintext_rows {
+                    planned.plaintext.push(BadValue {
                         place: "credentials",
                         name: None,
-                        id: None,
-                        user: None,
-                        provider: None,
-                        reason: format!("{plaintext} row(s) still in plaintext"),
+                        id: Some(row.id),
+                        user: Some(row.user),
+                        provider: Some(row.provider),
+                        reason: "stored in plaintext; sealed by this rotation".to_owned(),
                     });
                 }
             }
         }
-        Ok((bad, bad_total, opened))
+        Ok(planned)
     }
 }

@@ -1,0 +1,27 @@
+//! The one error type of the wiring: every library's error, plus
+//! configuration that cannot be used.
+
+/// What went wrong while assembling or running a part.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The key configuration.
+    #[error(transparent)]
+    Crypto(#[from] atom_crypto::CryptoError),
+    /// The audit trail.
+    #[error(transparent)]
+    Audit(#[from] atom_audit::AuditError),
+    /// The credential store.
+    #[error(transparent)]
+    Credentials(#[from] atom_credentials::CredentialError),
+    /// The secrets file.
+    #[error(transparent)]
+    Secrets(#[from] atom_secrets_file::Error),
+    /// Key rotation and the key files.
+    #[error(transparent)]
+    Rotation(#[from] atom_rotation::Error),
+    /// Configuration that cannot be used: the message names the variable
+    /// or file and the problem.
+    #[error("{0}")]
+    Config(String),
+}

@@ -1,0 +1,238 @@
+//! [`Settings`]: the configuration both binaries read (flags, each with its
+//! environment variable), and the parts assembled from it.
+
+use std::path::{Path, PathBuf};
+
+use atom_audit::{
+    Actor, Auditor, ENV_AUDIT_KEY, ENV_AUDIT_KEY_FILE, FailureMode, FanOut, FileSink,
+    Fingerprinter, TracingSink, audit_key_from, audit_key_or_development,
+};
+use atom_credentials::{CredentialStore, DatabaseUrl, MigrationReport, StoreConfig};
+use atom_crypto::{Keyring, Protection, protection_from_env};
+use atom_secrets_file::SecretsDir;
+
+use crate::error::Error;
+
+/// The folder of the secrets files.
+pub const ENV_SECRETS_DIR: &str = "ATOM_SECRETS_DIR";
+/// The hash-chained audit log.
+pub const ENV_AUDIT_LOG: &str = "ATOM_AUDIT_LOG";
+/// The development folder.
+pub const ENV_DATA_DIR: &str = "ATOM_DATA_DIR";
+/// The server's listen address.
+pub const ENV_BIND: &str = "ATOM_BIND";
+/// The development folder unless [`ENV_DATA_DIR`] says otherwise: the
+/// default database, audit log and development secrets live there.
+pub const DEFAULT_DATA_DIR: &str = ".atom";
+/// The default database, in the development folder.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://.atom/atom.db";
+/// The default audit log, in the development folder.
+pub const DEFAULT_AUDIT_LOG: &str = ".atom/audit.jsonl";
+
+/// Where things are, for both binaries: every flag has an environment
+/// variable, and the defaults keep whatever a development run creates in
+/// one folder (`.atom`, mode 0700, which ignores itself in git).
+#[derive(Debug, Clone, clap::Args)]
+#[non_exhaustive]
+pub struct Settings {
+    /// The development folder: the default database, audit log and
+    /// development secrets (created mode 0700, with a .gitignore of its own).
+    #[arg(long, global = true, env = ENV_DATA_DIR, default_value = DEFAULT_DATA_DIR, value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// The credential database: sqlite://PATH, postgres://... or mysql://...
+    /// [default: sqlite://<data dir>/atom.db]
+    #[arg(
+        long,
+        global = true,
+        env = "DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub database_url: Option<String>,
+    /// The folder of secrets.json / secrets.enc.
+    #[arg(long, global = true, env = ENV_SECRETS_DIR, default_value = ".", value_name = "DIR")]
+    pub secrets_dir: PathBuf,
+    /// The hash-chained audit log [default: <data dir>/audit.jsonl].
+    #[arg(long, global = true, env = ENV_AUDIT_LOG, value_name = "PATH")]
+    pub audit_log: Option<PathBuf>,
+    /// Production settings: refuse to run without an encryption key, and
+    /// refuse the development secrets (also ATOM_REQUIRE_ENCRYPTION=1).
+    #[arg(long, global = true)]
+    pub require_encryption: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            database_url: None,
+            secrets_dir: PathBuf::from("."),
+            audit_log: None,
+            require_encryption: false,
+        }
+    }
+}
+
+impl Settings {
+    /// The database URL: the flag or `DATABASE_URL`, else an SQLite file in
+    /// the development folder.
+    pub fn database_url(&self) -> String {
+        match self.database_url.as_deref().map(str::trim) {
+            Some(url) if !url.is_empty() => url.to_owned(),
+            _ => format!("sqlite://{}", self.data_dir.join("atom.db").display()),
+        }
+    }
+
+    /// The audit log: the flag or `ATOM_AUDIT_LOG`, else `audit.jsonl` in
+    /// the development folder.
+    pub fn audit_log(&self) -> PathBuf {
+        self.audit_log
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("audit.jsonl"))
+    }
+
+    /// The secrets folder.
+    pub fn secrets(&self) -> SecretsDir {
+        SecretsDir::new(&self.secrets_dir)
+    }
+
+    /// Whether development fallbacks (generated JWT secret and audit key
+    /// files) are allowed: not under production settings.
+    pub fn development(&self) -> Result<bool, Error> {
+        development_allowed(self.require_encryption)
+    }
+
+    /// The key configuration (`ENCRYPTION_KEY` and friends).
+    pub fn protection(&self) -> Result<Protection, Error> {
+        Ok(protection_from_env(self.require_encryption)?)
+    }
+
+    /// The keyring; an error naming `what` needs it when no key is set.
+    pub fn keyring(&self, what: &str) -> Result<Keyring, Error> {
+        match self.protection()? {
+            Protection::Encrypted(ring) => Ok(ring),
+            _ => Err(Error::Config(format!(
+                "{what} needs an encryption key; ENCRYPTION_KEY (or ENCRYPTION_KEY_FILE) is not set"
+            ))),
+        }
+    }
+
+    /// Creates the development folder if `path` lies in it: mode 0700, with
+    /// a `.gitignore` that ignores the whole folder, so nothing in it is
+    /// committed by a `git add` from any folder.
+    pub fn prepare_parent(&self, path: &Path) -> Result<(), Error> {
+        let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) else {
+            return Ok(());
+        };
+        if parent != self.data_dir.as_path() || parent.exists() {
+            return Ok(());
+        }
+        let failed = |e: std::io::Error| {
+            Error::Config(format!(
+                "cannot create the development folder {}: {e}; set {ENV_DATA_DIR} to a writable folder",
+                parent.display()
+            ))
+        };
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt as _;
+            builder.mode(0o700);
+        }
+        builder.create(parent).map_err(failed)?;
+        std::fs::write(
+            parent.join(".gitignore"),
+            "# Atom's development folder: a database, an audit log and development secrets. Never commit it.\n*\n",
+        )
+        .map_err(failed)
+    }
+
+    /// The auditor every binary uses: the seed's tracing line plus the
+    /// hash-chained file log, fail-closed unless `ATOM_AUDIT_FAIL_OPEN=1`.
+    /// The audit key comes from `ATOM_AUDIT_KEY(_FILE)`; in development
+    /// with neither set, from a development key file next to the log
+    /// (`<log>.key`), created on first use and warned about on every start.
+    ///
+    /// The key configuration is checked first, so a run refused for a bad
+    /// key creates no file; an audit key equal to the encryption key is
+    /// refused.
+    pub async fn auditor(&self, actor: Actor) -> Result<(Auditor, Fingerprinter), Error> {
+        let protection = self.protection()?;
+        let log = self.audit_log();
+        let lookup = |name: &str| std::env::var(name).ok();
+        let mode = FailureMode::from_lookup(lookup)?;
+        let configured = lookup(ENV_AUDIT_KEY).is_some() || lookup(ENV_AUDIT_KEY_FILE).is_some();
+        let key = if configured || !self.development()? {
+            audit_key_from(lookup)?
+        } else {
+            let dev = development_key_path(&log);
+            self.prepare_parent(&dev)?;
+            let key = audit_key_or_development(lookup, &dev)?;
+            tracing::warn!(
+                file = %dev.display(),
+                "no ATOM_AUDIT_KEY set: the audit chain uses the development key file next to the log, so whoever can rewrite the log can also re-chain it. Set ATOM_AUDIT_KEY or ATOM_AUDIT_KEY_FILE (kept elsewhere) in production"
+            );
+            key
+        };
+        if let Some(ring) = protection.keyring()
+            && ring.contains(key.id())
+        {
+            return Err(Error::Config(format!(
+                "{ENV_AUDIT_KEY} is one of the encryption keys (key {}); the audit chain needs a key of its own, so that whoever holds one cannot forge the other. Generate another one for {ENV_AUDIT_KEY}",
+                key.id()
+            )));
+        }
+        self.prepare_parent(&log)?;
+        let file = FileSink::open(log, &key).await?;
+        let sink = FanOut::new().with(TracingSink::new()).with(file);
+        let auditor = Auditor::new(sink).with_failure_mode(mode).acting_as(actor);
+        Ok((auditor, Fingerprinter::new(&key)))
+    }
+
+    /// The store settings: `DATABASE_URL` (or the flag, or the default)
+    /// and the pool variables.
+    pub fn store_config(&self) -> Result<StoreConfig, Error> {
+        let mut config = StoreConfig::from_env()?;
+        config.database_url = DatabaseUrl::parse(&self.database_url())?;
+        Ok(config)
+    }
+
+    /// Opens the credential store, running its migrations (and creating
+    /// the default SQLite file in the development folder).
+    pub async fn store(
+        &self,
+        protection: Protection,
+        auditor: Auditor,
+    ) -> Result<(CredentialStore, MigrationReport), Error> {
+        let config = self.store_config()?;
+        if let Some(file) = self.database_url().strip_prefix("sqlite://") {
+            self.prepare_parent(Path::new(file.split('?').next().unwrap_or(file)))?;
+        }
+        Ok(CredentialStore::open(&config, protection, auditor).await?)
+    }
+
+    /// Opens the credential store without changing the database: no
+    /// migration, no new SQLite file. For status commands and dry runs.
+    pub async fn existing_store(
+        &self,
+        protection: Protection,
+        auditor: Auditor,
+    ) -> Result<CredentialStore, Error> {
+        Ok(CredentialStore::open_existing(&self.store_config()?, protection, auditor).await?)
+    }
+}
+
+/// Whether development fallbacks (generated JWT secret and audit key files)
+/// are allowed: not under production settings, i.e. when encryption is
+/// required by `--require-encryption` or `ATOM_REQUIRE_ENCRYPTION=1`.
+pub fn development_allowed(require_encryption_flag: bool) -> Result<bool, Error> {
+    Ok(!(require_encryption_flag || atom_crypto::encryption_required_by_env()?))
+}
+
+/// `<log>.key`: the development audit key's file.
+pub fn development_key_path(log: &Path) -> PathBuf {
+    let mut name = log.as_os_str().to_owned();
+    name.push(".key");
+    PathBuf::from(name)
+}
