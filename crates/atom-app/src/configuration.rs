@@ -31,8 +31,9 @@ pub struct SecurityConfiguration {
     pub keys: Vec<KeyEntry>,
     /// Secrets-file entries per key id (`legacy` for bare Fernet tokens).
     pub secrets_by_key: BTreeMap<String, usize>,
-    /// Credential counts, or why they are not available.
-    pub credentials: CredentialCounts,
+    /// Credential counts; `null` when the credential database does not
+    /// exist yet.
+    pub credentials: Option<CredentialCounts>,
 }
 
 /// A configured key, by id.
@@ -62,15 +63,19 @@ pub struct CredentialCounts {
 }
 
 /// Builds the document for this configuration. A secrets directory with no
-/// file yet counts as empty.
+/// file yet counts as empty; without a store (the database does not exist
+/// yet) the credential counts are `null`.
 pub async fn security_configuration(
     protection: &Protection,
     secrets: &SecretsDir,
-    store: &CredentialStore,
+    store: Option<&CredentialStore>,
 ) -> Result<SecurityConfiguration, crate::Error> {
     let keyring = protection.keyring();
     let status = secrets.status(keyring)?;
-    let counts = store.status().await?;
+    let counts = match store {
+        Some(store) => Some(store.status().await?),
+        None => None,
+    };
     let mut secrets_by_key = status.by_key_id.clone();
     if status.legacy_secrets > 0 {
         secrets_by_key.insert("legacy".to_owned(), status.legacy_secrets);
@@ -97,7 +102,7 @@ pub async fn security_configuration(
             })
             .unwrap_or_default(),
         secrets_by_key,
-        credentials: CredentialCounts {
+        credentials: counts.map(|counts| CredentialCounts {
             total: counts.total,
             by_key: counts
                 .by_key
@@ -108,6 +113,6 @@ pub async fn security_configuration(
             plaintext: counts.plaintext,
             malformed: counts.malformed,
             needs_rewrap: counts.needs_rewrap,
-        },
+        }),
     })
 }

@@ -56,19 +56,37 @@ impl GlobalArgs {
         Ok(store)
     }
 
+    /// Whether the credential database exists (an SQLite file that does
+    /// not does not; a server database is assumed to).
+    pub(crate) fn database_exists(&self) -> anyhow::Result<bool> {
+        Ok(!self
+            .settings
+            .store_config()?
+            .database_url
+            .sqlite_file_missing())
+    }
+
     /// The credential store, opened without changing the database (no
     /// migration, no new SQLite file): for status commands and dry runs.
     pub(crate) async fn existing_store(
         &self,
         protection: Protection,
     ) -> anyhow::Result<CredentialStore> {
+        if !self.database_exists()? {
+            anyhow::bail!(
+                "the credential database {} does not exist yet; create it with: atom db migrate",
+                atom_credentials::redact_url(&self.settings.database_url())
+            );
+        }
         let (auditor, _) = self.auditor().await?;
-        self.settings
-            .existing_store(protection, auditor)
-            .await
-            .context(
-                "the credential database is not ready; create or upgrade it with: atom db migrate",
-            )
+        match self.settings.existing_store(protection, auditor).await {
+            Err(atom_app::Error::Credentials(
+                e @ atom_credentials::CredentialError::NotMigrated { .. },
+            )) => Err(anyhow::anyhow!(
+                "{e}. Bring it up to date with: atom db migrate"
+            )),
+            other => Ok(other?),
+        }
     }
 }
 

@@ -8,8 +8,12 @@ use crate::session::{GlobalArgs, print_json};
 
 pub(crate) async fn run(args: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let protection = args.protection()?;
-    let store = args.existing_store(protection.clone()).await?;
-    let doc = security_configuration(&protection, &args.settings.secrets(), &store).await?;
+    // A database that does not exist yet has no credentials to count.
+    let store = match args.database_exists()? {
+        true => Some(args.existing_store(protection.clone()).await?),
+        false => None,
+    };
+    let doc = security_configuration(&protection, &args.settings.secrets(), store.as_ref()).await?;
     if args.json {
         print_json(&doc)?;
     } else {

@@ -10,5 +10,6 @@ mod common;
 #[macro_use]
 mod rotation_common;
 mod key;
+mod no_loss;
 mod rotate_kill;
 mod walkthrough;

@@ -97,7 +97,7 @@ pub enum CredentialError {
     /// The credential tables are missing or older than this version, and
     /// the caller asked not to change the database (e.g. a dry run).
     #[error(
-        "the credential tables of this database are not migrated (pending: {}); nothing was changed. Open the store once without --dry-run (e.g. start atom-server, or run `atom credentials status`), which migrates them, then retry",
+        "the credential tables of this database are not migrated (pending: {}); nothing was changed",
         .pending.join(", ")
     )]
     NotMigrated {

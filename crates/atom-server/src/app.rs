@@ -249,7 +249,7 @@ async fn configuration(
     let doc = atom_app::security_configuration(
         &state.inner.protection,
         &state.inner.secrets,
-        &state.inner.store,
+        Some(&state.inner.store),
     )
     .await?;
     Ok(Json(
