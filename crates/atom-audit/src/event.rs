@@ -143,6 +143,11 @@ pub enum Subject {
         /// The file's path as configured.
         file: String,
     },
+    /// An HTTP endpoint (e.g. the security configuration document).
+    Endpoint {
+        /// The endpoint's path.
+        path: String,
+    },
 }
 
 /// What happened. Every variant names its subject by identifiers; where a
@@ -320,6 +325,19 @@ pub enum Action {
         /// Why it was refused.
         reason: DenialReason,
     },
+    /// Further accesses refused from one source address within a window,
+    /// recorded as one event with their count (after the first denial of
+    /// the window, which is an [`Action::AccessDenied`] of its own), so a
+    /// flood of bad requests costs neither disk nor the other callers'
+    /// latency.
+    AccessDeniedRepeatedly {
+        /// The source address.
+        source: String,
+        /// Denials after the first, in the window.
+        denials: u64,
+        /// The window's length in seconds.
+        window_secs: u64,
+    },
 }
 
 impl Action {
@@ -346,6 +364,7 @@ impl Action {
             Action::KeyRotationFinished { .. } => "key_rotation_finished",
             Action::DecryptionFailed { .. } => "decryption_failed",
             Action::AccessDenied { .. } => "access_denied",
+            Action::AccessDeniedRepeatedly { .. } => "access_denied_repeatedly",
         }
     }
 
@@ -358,7 +377,7 @@ impl Action {
             Action::DecryptionFailed { .. } => Outcome::Failure,
             Action::SecretsVerified { failures, .. } if *failures > 0 => Outcome::Failure,
             Action::KeyRotationFinished { failed, .. } if *failed > 0 => Outcome::Failure,
-            Action::AccessDenied { .. } => Outcome::Denied,
+            Action::AccessDenied { .. } | Action::AccessDeniedRepeatedly { .. } => Outcome::Denied,
             _ => Outcome::Success,
         }
     }
@@ -430,21 +449,34 @@ impl Action {
     }
 
     /// Writes the subject and details as ` - name=value` pairs, after the
-    /// seed's `credential_accessed - user=... - provider=...` form.
-    /// Identifiers are escaped so that a user id cannot forge a log line.
+    /// seed's `credential_accessed - user=... - provider=...` form. A value
+    /// made only of letters, digits and `._@:/+-` is written as it is;
+    /// any other (spaces, `=`, quotes, control characters, empty) is
+    /// written in double quotes with `"`, `\` and control characters
+    /// escaped, so that no identifier can forge or blur a field: the user
+    /// `eve - provider=github` is `user="eve - provider=github"`.
     fn write_details(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fn pair(f: &mut fmt::Formatter<'_>, name: &str, value: &dyn fmt::Display) -> fmt::Result {
             use fmt::Write as _;
             write!(f, " - {name}=")?;
             let text = value.to_string();
+            let bare = !text.is_empty()
+                && text
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || "._@:/+-".contains(c));
+            if bare {
+                return f.write_str(&text);
+            }
+            f.write_char('"')?;
             for c in text.chars() {
-                if c.is_control() {
-                    write!(f, "{}", c.escape_default())?;
-                } else {
-                    f.write_char(c)?;
+                match c {
+                    '"' => f.write_str("\\\"")?,
+                    '\\' => f.write_str("\\\\")?,
+                    c if c.is_control() => write!(f, "{}", c.escape_default())?,
+                    c => f.write_char(c)?,
                 }
             }
-            Ok(())
+            f.write_char('"')
         }
         fn key(f: &mut fmt::Formatter<'_>, name: &str, id: &Option<KeyId>) -> fmt::Result {
             match id {
@@ -461,6 +493,7 @@ impl Action {
                 Subject::User { user } => pair(f, "user", user),
                 Subject::Secret { name } => pair(f, "secret", name),
                 Subject::SecretsFile { file } => pair(f, "file", file),
+                Subject::Endpoint { path } => pair(f, "endpoint", path),
             }
         }
         match self {
@@ -585,6 +618,15 @@ impl Action {
             Action::AccessDenied { subject: s, reason } => {
                 subject(f, s)?;
                 pair(f, "reason", &reason.as_str())
+            }
+            Action::AccessDeniedRepeatedly {
+                source,
+                denials,
+                window_secs,
+            } => {
+                pair(f, "source", source)?;
+                pair(f, "denials", denials)?;
+                pair(f, "window_secs", window_secs)
             }
         }
     }

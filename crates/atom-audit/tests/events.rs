@@ -107,6 +107,11 @@ fn all_actions() -> Vec<Action> {
             },
             reason: DenialReason::NotPermitted,
         },
+        Action::AccessDeniedRepeatedly {
+            source: "192.0.2.7".into(),
+            denials: 41,
+            window_secs: 10,
+        },
     ]
 }
 
@@ -125,7 +130,21 @@ fn every_action_has_its_own_name_and_round_trips_through_json() {
         let back: AuditEvent = serde_json::from_str(&json).unwrap();
         assert_eq!(back, event);
     }
-    assert_eq!(names.len(), 19);
+    assert_eq!(names.len(), 20);
+    // The endpoint subject, named as such in the seed line.
+    let action = Action::AccessDenied {
+        subject: Subject::Endpoint {
+            path: "/api/security/configuration".into(),
+        },
+        reason: DenialReason::NotAuthenticated,
+    };
+    assert_eq!(
+        action.to_string(),
+        "access_denied - endpoint=/api/security/configuration - reason=not_authenticated"
+    );
+    let event = AuditEvent::new(at, action);
+    let back: AuditEvent = serde_json::from_str(&serde_json::to_string(&event).unwrap()).unwrap();
+    assert_eq!(back, event);
 }
 
 #[test]
@@ -161,7 +180,27 @@ fn an_identifier_cannot_forge_a_log_line() {
     };
     let line = action.to_string();
     assert!(!line.contains('\n'));
-    assert!(line.contains("user=42\\nSecurity Audit"), "{line}");
+    assert!(
+        line.contains(r#"user="42\nSecurity Audit: credential_deleted - user=admin""#),
+        "{line}"
+    );
+    // An id that looks like more fields is quoted, so it reads as one.
+    let action = Action::CredentialDeleted {
+        user: "eve - provider=github".into(),
+        provider: "gitlab".into(),
+    };
+    assert_eq!(
+        action.to_string(),
+        r#"credential_deleted - user="eve - provider=github" - provider=gitlab"#
+    );
+    let action = Action::CredentialDeleted {
+        user: r#"q"uote\"#.into(),
+        provider: String::new(),
+    };
+    assert_eq!(
+        action.to_string(),
+        r#"credential_deleted - user="q\"uote\\" - provider="""#
+    );
 }
 
 #[test]
@@ -177,7 +216,7 @@ fn outcomes_follow_the_action_unless_set() {
     );
     assert_eq!(
         outcomes.iter().filter(|o| **o == Outcome::Denied).count(),
-        1
+        2
     );
     let failed_rotation = Action::KeyRotationFinished {
         scope: "credentials".into(),

@@ -7,15 +7,20 @@ use atom_audit::{Action, Actor, Auditor, DenialReason, Subject};
 use atom_credentials::{CredentialStore, Provider, UserId};
 use atom_crypto::{ExposeSecret as _, Protection, SecretString};
 use atom_secrets_file::SecretsDir;
+use std::net::IpAddr;
+
 use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse as _;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::{JwtKeys, Principal};
+use crate::denials::{DenialLimits, Denials, Gate};
 use crate::error::ApiError;
 
 /// The largest request body accepted, in bytes: a token plus JSON framing.
@@ -25,6 +30,7 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     inner: Arc<Inner>,
+    denials: Arc<Denials>,
 }
 
 struct Inner {
@@ -53,6 +59,34 @@ impl AppState {
                 jwt,
                 auditor,
             }),
+            denials: Arc::new(Denials::new(DenialLimits::default())),
+        }
+    }
+
+    /// The same state with other limits on refused requests.
+    pub fn with_denial_limits(mut self, limits: DenialLimits) -> AppState {
+        self.denials = Arc::new(Denials::new(limits));
+        self
+    }
+
+    /// Records the count of refused requests of every window that has
+    /// ended (`all`: of every window), one event per source. Run it every
+    /// window ([`AppState::record_denials_every_window`]) and at shutdown.
+    pub async fn record_denials(&self, all: bool) -> Result<(), atom_audit::AuditError> {
+        for action in self.denials.sweep(all) {
+            self.inner.auditor.record(action).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs [`AppState::record_denials`] once a window, for ever.
+    pub async fn record_denials_every_window(self) {
+        let mut tick = tokio::time::interval(self.denials.window());
+        loop {
+            tick.tick().await;
+            if let Err(e) = self.record_denials(false).await {
+                tracing::error!(error = %e, "could not record the count of refused requests");
+            }
         }
     }
 
@@ -61,6 +95,12 @@ impl AppState {
         &self.inner.auditor
     }
 }
+
+/// The largest request head accepted (request line and headers), in bytes;
+/// a larger one gets 431.
+pub const MAX_HEADER_BYTES: usize = 8 * 1024;
+/// The most headers a request may have; more get 431.
+pub const MAX_HEADERS: usize = 100;
 
 /// The application's routes.
 pub fn router(state: AppState) -> Router {
@@ -78,7 +118,9 @@ pub fn router(state: AppState) -> Router {
                 .delete(delete_credential),
         )
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(limit_headers))
         .with_state(state)
 }
 
@@ -86,31 +128,98 @@ async fn not_found() -> ApiError {
     ApiError::not_found("no such endpoint; see the README for the API")
 }
 
+async fn method_not_allowed(method: axum::http::Method) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on this path; see the README for the API"),
+    )
+}
+
+/// 431 for a request whose head is larger than [`MAX_HEADER_BYTES`].
+async fn limit_headers(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let head: usize = req.uri().to_string().len()
+        + req
+            .headers()
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 4)
+            .sum::<usize>();
+    let count = req.headers().len();
+    if head > MAX_HEADER_BYTES || count > MAX_HEADERS {
+        return ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            format!(
+                "the request has {count} headers of {head} bytes with its request line; at most {MAX_HEADERS} headers and {MAX_HEADER_BYTES} bytes are accepted"
+            ),
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
 async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// Authenticates the request; a failure is audited as a denial of `subject`.
+/// Who sent a request: its source address (for counting refusals) and its
+/// `Authorization` header.
+struct Caller {
+    source: Option<IpAddr>,
+    authorization: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Caller, Self::Rejection> {
+        Ok(Caller {
+            source: crate::serve::peer(parts).map(|a| a.ip()),
+            authorization: parts
+                .headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        })
+    }
+}
+
+/// Authenticates the request; a failure is a refusal of `subject`.
 async fn authenticate(
     state: &AppState,
-    headers: &HeaderMap,
+    caller: &Caller,
     subject: impl FnOnce() -> Subject,
 ) -> Result<Principal, ApiError> {
-    let header = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    match state.inner.jwt.authenticate(header) {
+    match state
+        .inner
+        .jwt
+        .authenticate(caller.authorization.as_deref())
+    {
         Ok(principal) => Ok(principal),
         Err(err) => {
-            deny(state, None, subject(), DenialReason::NotAuthenticated).await?;
+            deny(
+                state,
+                caller,
+                None,
+                subject(),
+                DenialReason::NotAuthenticated,
+            )
+            .await?;
             Err(ApiError::unauthorized(err.to_string()))
         }
     }
 }
 
-/// Records a denial; if even that cannot be recorded the answer is 503.
+/// Counts a refusal of `caller` and audits it: the first of its window as
+/// an event of its own, the rest as one count per window (see
+/// [`crate::denials`]). Past the limit the answer is 429; if the refusal
+/// cannot be recorded it is 503.
 async fn deny(
     state: &AppState,
+    caller: &Caller,
     principal: Option<&Principal>,
     subject: Subject,
     reason: DenialReason,
@@ -119,13 +228,31 @@ async fn deny(
         Some(p) => state.inner.auditor.acting_as(actor(p)),
         None => state.inner.auditor.clone(),
     };
-    auditor
-        .record(Action::AccessDenied { subject, reason })
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "could not record an access denial");
-            ApiError::unavailable("the audit log is unavailable; try again later")
-        })
+    let unavailable = |e: atom_audit::AuditError| {
+        tracing::error!(error = %e, "could not record an access denial");
+        ApiError::unavailable("the audit log is unavailable; try again later")
+    };
+    let (gate, ended) = state.denials.refused(caller.source);
+    if let Some(aggregate) = ended {
+        state
+            .inner
+            .auditor
+            .record(aggregate)
+            .await
+            .map_err(unavailable)?;
+    }
+    match gate {
+        Gate::Record => auditor
+            .record(Action::AccessDenied { subject, reason })
+            .await
+            .map_err(unavailable),
+        Gate::Count => Ok(()),
+        Gate::Refuse => Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_denials",
+            "too many refused requests from this address; wait a few seconds",
+        )),
+    }
 }
 
 /// `admin:<sub>` or `user:<sub>`: the role is the prefix, so no `sub` can
@@ -161,7 +288,7 @@ fn store_for(state: &AppState, principal: &Principal) -> CredentialStore {
 /// on that user.
 async fn authorize(
     state: &AppState,
-    headers: &HeaderMap,
+    caller: &Caller,
     user: &str,
     provider: Option<&str>,
 ) -> Result<(Principal, UserId, Option<Provider>), ApiError> {
@@ -174,7 +301,7 @@ async fn authorize(
             user: bounded(user),
         },
     };
-    let principal = authenticate(state, headers, subject).await?;
+    let principal = authenticate(state, caller, subject).await?;
     for id in std::iter::once(user).chain(provider) {
         if looks_like_a_path(id) {
             return Err(ApiError::bad_request(format!(
@@ -190,6 +317,7 @@ async fn authorize(
     if !principal.may_act_on(user_id.as_str()) {
         deny(
             state,
+            caller,
             Some(&principal),
             subject(),
             DenialReason::NotPermitted,
@@ -205,11 +333,11 @@ async fn authorize(
 /// [`authorize`] for a path naming one credential (user and provider).
 async fn authorize_credential(
     state: &AppState,
-    headers: &HeaderMap,
+    caller: &Caller,
     p: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<(Principal, UserId, Provider), ApiError> {
     let (user, provider) = path(p)?;
-    match authorize(state, headers, &user, Some(&provider)).await? {
+    match authorize(state, caller, &user, Some(&provider)).await? {
         (principal, user, Some(provider)) => Ok((principal, user, provider)),
         // Invariant: authorize parses the provider it is given.
         _ => Err(ApiError::internal("provider missing")),
@@ -228,15 +356,16 @@ fn path<T>(p: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
 
 async fn configuration(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
-    let subject = || Subject::SecretsFile {
-        file: state.inner.secrets.encrypted_path().display().to_string(),
+    let subject = || Subject::Endpoint {
+        path: "/api/security/configuration".to_owned(),
     };
-    let principal = authenticate(&state, &headers, subject).await?;
+    let principal = authenticate(&state, &caller, subject).await?;
     if !principal.admin {
         deny(
             &state,
+            &caller,
             Some(&principal),
             subject(),
             DenialReason::NotPermitted,
@@ -263,23 +392,55 @@ struct PutBody {
     token: String,
 }
 
+/// The PUT body: a JSON object `{"token": "..."}` and nothing else. A JSON
+/// array would deserialize into the struct by position; it is refused.
+fn put_body(body: Result<Json<Value>, JsonRejection>) -> Result<PutBody, ApiError> {
+    const SHAPE: &str = "send {\"token\": \"...\"} as application/json";
+    let Json(value) = body.map_err(|e| {
+        let (code, what) = match &e {
+            JsonRejection::MissingJsonContentType(_) => (
+                "unsupported_media_type",
+                "the body is not declared as JSON (content-type: application/json)".to_owned(),
+            ),
+            JsonRejection::JsonSyntaxError(_) => {
+                ("invalid_json", "the body is not valid JSON".to_owned())
+            }
+            JsonRejection::JsonDataError(_) => (
+                "invalid_body",
+                "the body is not the expected JSON".to_owned(),
+            ),
+            _ if e.status() == StatusCode::PAYLOAD_TOO_LARGE => (
+                "payload_too_large",
+                format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+            ),
+            _ => ("bad_request", "the body cannot be read".to_owned()),
+        };
+        ApiError::new(e.status(), code, format!("{what}; {SHAPE}"))
+    })?;
+    if !value.is_object() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            format!("the body must be a JSON object; {SHAPE}"),
+        ));
+    }
+    serde_json::from_value(value).map_err(|_| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            format!("the body must hold exactly one field, a string \"token\"; {SHAPE}"),
+        )
+    })
+}
+
 async fn put_credential(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    caller: Caller,
     p: Result<Path<(String, String)>, PathRejection>,
-    body: Result<Json<PutBody>, JsonRejection>,
+    body: Result<Json<Value>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let (principal, user, provider) = authorize_credential(&state, &headers, p).await?;
-    let Json(body) = body.map_err(|e| {
-        ApiError::new(
-            e.status(),
-            "bad_request",
-            format!(
-                "{}; send {{\"token\": \"...\"}} as application/json (at most {MAX_BODY_BYTES} bytes)",
-                e.body_text()
-            ),
-        )
-    })?;
+    let (principal, user, provider) = authorize_credential(&state, &caller, p).await?;
+    let body = put_body(body)?;
     if body.token.is_empty() {
         return Err(ApiError::bad_request("the token is empty"));
     }
@@ -292,10 +453,10 @@ async fn put_credential(
 
 async fn get_credential(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    caller: Caller,
     p: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<impl axum::response::IntoResponse, ApiError> {
-    let (principal, user, provider) = authorize_credential(&state, &headers, p).await?;
+    let (principal, user, provider) = authorize_credential(&state, &caller, p).await?;
     let token = store_for(&state, &principal).get(&user, &provider).await?;
     // A token must not be kept by caches between here and the client.
     Ok((
@@ -310,21 +471,21 @@ async fn get_credential(
 
 async fn list_credentials(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    caller: Caller,
     p: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let user = path(p)?;
-    let (principal, user, _) = authorize(&state, &headers, &user, None).await?;
+    let (principal, user, _) = authorize(&state, &caller, &user, None).await?;
     let items = store_for(&state, &principal).list(&user).await?;
     Ok(Json(atom_app::credential_list(&user, &items)))
 }
 
 async fn delete_credential(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    caller: Caller,
     p: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let (principal, user, provider) = authorize_credential(&state, &headers, p).await?;
+    let (principal, user, provider) = authorize_credential(&state, &caller, p).await?;
     if store_for(&state, &principal)
         .delete(&user, &provider)
         .await?
@@ -339,11 +500,11 @@ async fn delete_credential(
 
 async fn erase_user(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    caller: Caller,
     p: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let user = path(p)?;
-    let (principal, user, _) = authorize(&state, &headers, &user, None).await?;
+    let (principal, user, _) = authorize(&state, &caller, &user, None).await?;
     let report = store_for(&state, &principal).erase_user(&user).await?;
     let removed: Vec<&str> = report.removed.iter().map(|c| c.provider.as_str()).collect();
     Ok(Json(json!({

@@ -12,14 +12,27 @@ pub const ENV_JWT_SECRET: &str = "ATOM_JWT_SECRET";
 pub const ENV_JWT_SECRET_FILE: &str = "ATOM_JWT_SECRET_FILE";
 /// The shortest secret accepted, in bytes (HS256 wants at least 256 bits).
 pub const MIN_SECRET_LEN: usize = 32;
+/// Clock skew allowed between the token's issuer and this server, in
+/// seconds, for `exp`, `nbf` and `iat`.
+pub const LEEWAY_SECS: u64 = 30;
 
 /// Claims of an access token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
-    /// The user id the token speaks for.
+    /// The user id the token speaks for (required: a token without it is
+    /// refused by name, not as malformed).
+    #[serde(default)]
     pub sub: String,
-    /// Expiry, seconds since the Unix epoch (required).
+    /// Expiry, seconds since the Unix epoch (required, likewise).
+    #[serde(default)]
     pub exp: u64,
+    /// Not before, seconds since the Unix epoch: refused until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+    /// Issued at, seconds since the Unix epoch: a token issued in the
+    /// future is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
     /// Administrators may read the status document and act on any user.
     #[serde(default)]
     pub admin: bool,
@@ -77,9 +90,12 @@ impl JwtKeys {
                 secret.len()
             ));
         }
+        // Pinned to HS256: a token naming any other algorithm (none, RS256
+        // with the secret as a public key...) is refused.
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp", "sub"]);
-        validation.leeway = 30;
+        validation.validate_nbf = true;
+        validation.leeway = LEEWAY_SECS;
         Ok(JwtKeys {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
@@ -134,6 +150,8 @@ impl JwtKeys {
         let claims = Claims {
             sub: user.to_owned(),
             exp: now.saturating_add(ttl_secs),
+            nbf: None,
+            iat: Some(now),
             admin,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
@@ -149,6 +167,18 @@ impl JwtKeys {
             .ok_or(AuthError::Missing)?;
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| AuthError::Invalid(describe(e.kind())))?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if data
+            .claims
+            .iat
+            .is_some_and(|iat| iat > now.saturating_add(LEEWAY_SECS))
+        {
+            return Err(AuthError::Invalid(
+                "its `iat` (issued at) lies in the future; check the issuer's clock".into(),
+            ));
+        }
         if atom_credentials::UserId::parse(&data.claims.sub).is_err() {
             return Err(AuthError::Invalid(
                 "its `sub` is not a user id (1 to 255 bytes, no control characters or surrounding spaces)".into(),
@@ -165,6 +195,7 @@ fn describe(kind: &jsonwebtoken::errors::ErrorKind) -> String {
     use jsonwebtoken::errors::ErrorKind as K;
     match kind {
         K::ExpiredSignature => "the token has expired; get a new one".into(),
+        K::ImmatureSignature => "the token is not valid yet (its `nbf` lies in the future)".into(),
         K::InvalidSignature => "the signature does not match".into(),
         K::InvalidAlgorithm => "only HS256 tokens are accepted".into(),
         K::MissingRequiredClaim(c) => format!("the token has no `{c}` claim"),

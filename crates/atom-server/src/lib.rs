@@ -4,22 +4,16 @@
 
 mod app;
 mod auth;
+mod denials;
 mod error;
+mod serve;
 
-pub use app::{AppState, MAX_BODY_BYTES, router};
+pub use app::{AppState, MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_HEADERS, router};
 pub use auth::{
-    AuthError, Claims, ENV_JWT_SECRET, ENV_JWT_SECRET_FILE, JwtKeys, MIN_SECRET_LEN, Principal,
+    AuthError, Claims, ENV_JWT_SECRET, ENV_JWT_SECRET_FILE, JwtKeys, LEEWAY_SECS, MIN_SECRET_LEN,
+    Principal,
 };
 pub use error::ApiError;
 
-/// Serves `router` on `listener` until `shutdown` resolves, then lets
-/// in-flight requests finish.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    router: axum::Router,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-}
+pub use denials::DenialLimits;
+pub use serve::{ServerLimits, serve};

@@ -3,12 +3,13 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use atom_app::{ENV_BIND, Settings};
 use atom_audit::Actor;
 use atom_secrets_file::AuditedSecrets;
-use atom_server::{AppState, JwtKeys, router, serve};
+use atom_server::{AppState, DenialLimits, JwtKeys, ServerLimits, router, serve};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -23,8 +24,76 @@ struct Cli {
     bind: SocketAddr,
     #[command(flatten)]
     settings: Settings,
+    #[command(flatten)]
+    limits: LimitArgs,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// Limits on connections and refused requests.
+#[derive(clap::Args)]
+struct LimitArgs {
+    /// Seconds a client has to send a request's headers (also how long an
+    /// idle keep-alive connection stays open).
+    #[arg(
+        long,
+        env = "ATOM_HEADER_TIMEOUT_SECS",
+        default_value_t = 10,
+        value_name = "SECS"
+    )]
+    header_timeout: u64,
+    /// Seconds a connection may go without sending anything while the
+    /// server waits for it (e.g. in the middle of a body) before it is closed.
+    #[arg(
+        long,
+        env = "ATOM_IDLE_TIMEOUT_SECS",
+        default_value_t = 60,
+        value_name = "SECS"
+    )]
+    idle_timeout: u64,
+    /// Connections served at once; more are answered 503 and closed.
+    #[arg(
+        long,
+        env = "ATOM_MAX_CONNECTIONS",
+        default_value_t = 512,
+        value_name = "N"
+    )]
+    max_connections: usize,
+    /// Refused requests (401, 403) counted per source address in windows of
+    /// this many seconds: the first of a window is audited on its own, the
+    /// rest as one event with their count.
+    #[arg(
+        long,
+        env = "ATOM_DENIAL_WINDOW_SECS",
+        default_value_t = 10,
+        value_name = "SECS"
+    )]
+    denial_window: u64,
+    /// Refused requests of one source in one window before it gets 429.
+    #[arg(
+        long,
+        env = "ATOM_DENIAL_LIMIT",
+        default_value_t = 20,
+        value_name = "N"
+    )]
+    denial_limit: u32,
+}
+
+impl LimitArgs {
+    fn server(&self) -> ServerLimits {
+        let mut limits = ServerLimits::default();
+        limits.header_timeout = Duration::from_secs(self.header_timeout.max(1));
+        limits.idle_timeout = Duration::from_secs(self.idle_timeout.max(1));
+        limits.max_connections = self.max_connections.max(1);
+        limits
+    }
+
+    fn denials(&self) -> DenialLimits {
+        let mut limits = DenialLimits::default();
+        limits.window = Duration::from_secs(self.denial_window.max(1));
+        limits.limit = self.denial_limit.max(1);
+        limits
+    }
 }
 
 #[derive(Subcommand)]
@@ -110,7 +179,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let (store, report) = settings.store(protection.clone(), auditor.clone()).await?;
     tracing::info!(database = %atom_credentials::redact_url(&settings.database_url()), migrations = %report, "credential store ready");
 
-    let state = AppState::new(store, protection, secrets, jwt, auditor.clone());
+    let state = AppState::new(store, protection, secrets, jwt, auditor.clone())
+        .with_denial_limits(cli.limits.denials());
+    let sweeper = tokio::spawn(state.clone().record_denials_every_window());
     let listener = tokio::net::TcpListener::bind(cli.bind)
         .await
         .with_context(|| {
@@ -120,7 +191,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             )
         })?;
     tracing::info!(address = %listener.local_addr()?, "atom-server listening");
-    serve(listener, router(state), shutdown_signal()).await?;
+    serve(
+        listener,
+        router(state.clone()),
+        cli.limits.server(),
+        shutdown_signal(),
+    )
+    .await?;
+    sweeper.abort();
+    state.record_denials(true).await?;
     auditor.flush().await?;
     tracing::info!("atom-server stopped");
     Ok(())

@@ -5,7 +5,7 @@ use atom_audit::{Auditor, MemorySink};
 use atom_credentials::{CredentialStore, DatabaseUrl, StoreConfig};
 use atom_crypto::{Key, Keyring, Protection};
 use atom_secrets_file::SecretsDir;
-use atom_server::{AppState, JwtKeys, router, serve};
+use atom_server::{AppState, DenialLimits, JwtKeys, ServerLimits, router, serve};
 use tokio::sync::oneshot;
 
 pub(crate) const JWT_SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
@@ -16,12 +16,28 @@ pub(crate) struct TestServer {
     pub(crate) addr: SocketAddr,
     pub(crate) events: MemorySink,
     pub(crate) jwt: JwtKeys,
+    pub(crate) state: AppState,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 impl TestServer {
+    /// A server that audits every refused request on its own (a window of
+    /// zero), with the default connection limits.
     pub(crate) async fn start(dir: &Path, database_url: &str) -> TestServer {
+        let mut denials = DenialLimits::default();
+        denials.window = std::time::Duration::ZERO;
+        denials.limit = u32::MAX;
+        TestServer::start_with(dir, database_url, ServerLimits::default(), denials).await
+    }
+
+    /// A server with these limits.
+    pub(crate) async fn start_with(
+        dir: &Path,
+        database_url: &str,
+        limits: ServerLimits,
+        denials: DenialLimits,
+    ) -> TestServer {
         let keyring = Keyring::new(Key::from_bytes([3; 32]), []).unwrap();
         let protection = Protection::Encrypted(keyring);
         let events = MemorySink::new();
@@ -37,17 +53,19 @@ impl TestServer {
             SecretsDir::new(dir),
             jwt.clone(),
             auditor,
-        );
+        )
+        .with_denial_limits(denials);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel();
-        let task = tokio::spawn(serve(listener, router(state), async {
+        let task = tokio::spawn(serve(listener, router(state.clone()), limits, async {
             let _ = rx.await;
         }));
         TestServer {
             addr,
             events,
             jwt,
+            state,
             stop: Some(tx),
             task: Some(task),
         }

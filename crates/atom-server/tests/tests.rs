@@ -7,4 +7,5 @@ mod api;
 mod binary;
 mod common;
 mod disk_full;
+mod hostile;
 mod outage;
