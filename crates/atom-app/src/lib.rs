@@ -25,6 +25,6 @@ pub use documents::{credential_list, init_tracing};
 pub use error::Error;
 pub use rotation::{KeyFileArgs, RotateArgs};
 pub use setup::{
-    DEFAULT_AUDIT_LOG, DEFAULT_DATA_DIR, DEFAULT_DATABASE_URL, ENV_AUDIT_LOG, ENV_BIND,
-    ENV_DATA_DIR, ENV_SECRETS_DIR, Settings, development_allowed, development_key_path,
+    DEFAULT_AUDIT_LOG, DEFAULT_DATA_DIR, DEFAULT_DATABASE_URL, ENV_AUDIT_ANCHOR, ENV_AUDIT_LOG,
+    ENV_BIND, ENV_DATA_DIR, ENV_SECRETS_DIR, Settings, development_allowed, development_key_path,
 };

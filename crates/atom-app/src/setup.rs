@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use atom_audit::{
     Actor, Auditor, ENV_AUDIT_KEY, ENV_AUDIT_KEY_FILE, FailureMode, FanOut, FileSink,
-    Fingerprinter, TracingSink, audit_key_from, audit_key_or_development,
+    FileSinkOptions, Fingerprinter, TracingSink, audit_key_from, audit_key_or_development,
 };
 use atom_credentials::{CredentialStore, DatabaseUrl, MigrationReport, StoreConfig};
 use atom_crypto::{Keyring, Protection, protection_from_env};
@@ -19,6 +19,8 @@ pub const ENV_SECRETS_DIR: &str = "ATOM_SECRETS_DIR";
 pub const ENV_AUDIT_LOG: &str = "ATOM_AUDIT_LOG";
 /// The development folder.
 pub const ENV_DATA_DIR: &str = "ATOM_DATA_DIR";
+/// Where the audit chain's last checkpoint is copied, away from the log.
+pub const ENV_AUDIT_ANCHOR: &str = "ATOM_AUDIT_ANCHOR";
 /// The server's listen address.
 pub const ENV_BIND: &str = "ATOM_BIND";
 /// The development folder unless [`ENV_DATA_DIR`] says otherwise: the
@@ -55,6 +57,12 @@ pub struct Settings {
     /// The hash-chained audit log [default: <data dir>/audit.jsonl].
     #[arg(long, global = true, env = ENV_AUDIT_LOG, value_name = "PATH")]
     pub audit_log: Option<PathBuf>,
+    /// A copy of the audit log's last checkpoint kept away from the log, so
+    /// that a log emptied or deleted with its sidecar fails verify
+    /// [default: beside the audit key file, <key file>.anchor; with the key
+    /// in ATOM_AUDIT_KEY, <data dir>/audit-<hash of the log's path>.anchor].
+    #[arg(long, global = true, env = ENV_AUDIT_ANCHOR, value_name = "PATH")]
+    pub audit_anchor: Option<PathBuf>,
     /// Production settings: refuse to run without an encryption key, and
     /// refuse the development secrets (also ATOM_REQUIRE_ENCRYPTION=1).
     #[arg(long, global = true)]
@@ -68,6 +76,7 @@ impl Default for Settings {
             database_url: None,
             secrets_dir: PathBuf::from("."),
             audit_log: None,
+            audit_anchor: None,
             require_encryption: false,
         }
     }
@@ -91,6 +100,58 @@ impl Settings {
             .unwrap_or_else(|| self.data_dir.join("audit.jsonl"))
     }
 
+    /// Where the audit chain's last checkpoint is copied, away from the
+    /// log: the flag or `ATOM_AUDIT_ANCHOR`; else beside the audit key file
+    /// (`ATOM_AUDIT_KEY_FILE`, or the development key file); else, with the
+    /// key in `ATOM_AUDIT_KEY`, `audit-<log>.anchor` in the data folder,
+    /// where `<log>` names the log's absolute path by a short hash (so two
+    /// logs never share an anchor).
+    pub fn audit_anchor(&self) -> PathBuf {
+        if let Some(path) = &self.audit_anchor {
+            return path.clone();
+        }
+        let beside = |key_file: PathBuf| {
+            let mut name = key_file.into_os_string();
+            name.push(".anchor");
+            PathBuf::from(name)
+        };
+        match (
+            std::env::var_os(ENV_AUDIT_KEY).filter(|v| !v.is_empty()),
+            std::env::var_os(ENV_AUDIT_KEY_FILE).filter(|v| !v.is_empty()),
+        ) {
+            (_, Some(file)) => beside(PathBuf::from(file)),
+            (Some(_), None) => {
+                use sha2::Digest as _;
+                let log =
+                    std::path::absolute(self.audit_log()).unwrap_or_else(|_| self.audit_log());
+                let digest = sha2::Sha256::digest(log.as_os_str().as_encoded_bytes());
+                let short: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+                self.data_dir.join(format!("audit-{short}.anchor"))
+            }
+            (None, None) => beside(development_key_path(&self.audit_log())),
+        }
+    }
+
+    /// The audit key for reading the log: `ATOM_AUDIT_KEY(_FILE)`, else the
+    /// development key file next to the log if there is one. Never creates
+    /// a key.
+    pub fn audit_key_for_reading(&self) -> Result<atom_crypto::Key, Error> {
+        let lookup = |name: &str| std::env::var(name).ok();
+        match audit_key_from(lookup) {
+            Err(atom_audit::AuditError::NoAuditKey) => {
+                let dev = development_key_path(&self.audit_log());
+                if !dev.exists() {
+                    return Err(atom_audit::AuditError::NoAuditKey.into());
+                }
+                let shown = dev.display().to_string();
+                Ok(audit_key_from(|name| {
+                    (name == ENV_AUDIT_KEY_FILE).then(|| shown.clone())
+                })?)
+            }
+            other => Ok(other?),
+        }
+    }
+
     /// The secrets folder.
     pub fn secrets(&self) -> SecretsDir {
         SecretsDir::new(&self.secrets_dir)
@@ -102,9 +163,16 @@ impl Settings {
         development_allowed(self.require_encryption)
     }
 
-    /// The key configuration (`ENCRYPTION_KEY` and friends).
+    /// The key configuration (`ENCRYPTION_KEY` and friends), checked
+    /// against the audit key when one is configured: the audit chain needs
+    /// a key of its own.
     pub fn protection(&self) -> Result<Protection, Error> {
-        Ok(protection_from_env(self.require_encryption)?)
+        let protection = protection_from_env(self.require_encryption)?;
+        let lookup = |name: &str| std::env::var(name).ok();
+        if lookup(ENV_AUDIT_KEY).is_some() || lookup(ENV_AUDIT_KEY_FILE).is_some() {
+            distinct_audit_key(&protection, &audit_key_from(lookup)?)?;
+        }
+        Ok(protection)
     }
 
     /// The keyring; an error naming `what` needs it when no key is set.
@@ -175,16 +243,12 @@ impl Settings {
             );
             key
         };
-        if let Some(ring) = protection.keyring()
-            && ring.contains(key.id())
-        {
-            return Err(Error::Config(format!(
-                "{ENV_AUDIT_KEY} is one of the encryption keys (key {}); the audit chain needs a key of its own, so that whoever holds one cannot forge the other. Generate another one for {ENV_AUDIT_KEY}",
-                key.id()
-            )));
-        }
+        distinct_audit_key(&protection, &key)?;
         self.prepare_parent(&log)?;
-        let file = FileSink::open(log, &key).await?;
+        let anchor = self.audit_anchor();
+        self.prepare_parent(&anchor)?;
+        let file =
+            FileSink::open_with(log, &key, FileSinkOptions::default().anchor(anchor)).await?;
         let sink = FanOut::new().with(TracingSink::new()).with(file);
         let auditor = Auditor::new(sink).with_failure_mode(mode).acting_as(actor);
         Ok((auditor, Fingerprinter::new(&key)))
@@ -220,6 +284,17 @@ impl Settings {
         auditor: Auditor,
     ) -> Result<CredentialStore, Error> {
         Ok(CredentialStore::open_existing(&self.store_config()?, protection, auditor).await?)
+    }
+}
+
+/// Refuses an audit key that is one of the encryption keys.
+fn distinct_audit_key(protection: &Protection, key: &atom_crypto::Key) -> Result<(), Error> {
+    match protection.keyring() {
+        Some(ring) if ring.contains(key.id()) => Err(Error::Config(format!(
+            "{ENV_AUDIT_KEY} is one of the encryption keys (key {}); the audit chain needs a key of its own, so that whoever holds one cannot forge the other. Generate another one for {ENV_AUDIT_KEY}",
+            key.id()
+        ))),
+        _ => Ok(()),
     }
 }
 

@@ -85,7 +85,7 @@ pub enum Durability {
 }
 
 /// Settings of a [`FileSink`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct FileSinkOptions {
     /// When to fsync; default [`Durability::EveryRecord`].
@@ -94,6 +94,11 @@ pub struct FileSinkOptions {
     /// the tail more tightly at the cost of three more fsyncs per
     /// checkpoint.
     pub checkpoint_every: NonZeroU64,
+    /// A second copy of each checkpoint, kept away from the log (e.g.
+    /// beside the audit key file): the sidecar can be deleted with the log,
+    /// this one is meant not to be, so a log emptied or removed together
+    /// with its sidecar is still found out. `None`: the sidecar only.
+    pub anchor: Option<PathBuf>,
 }
 
 impl Default for FileSinkOptions {
@@ -101,6 +106,7 @@ impl Default for FileSinkOptions {
         FileSinkOptions {
             durability: Durability::default(),
             checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
+            anchor: None,
         }
     }
 }
@@ -109,6 +115,12 @@ impl FileSinkOptions {
     /// The same options with another durability.
     pub fn durability(mut self, durability: Durability) -> FileSinkOptions {
         self.durability = durability;
+        self
+    }
+
+    /// The same options with checkpoints also copied to `anchor`.
+    pub fn anchor(mut self, anchor: impl Into<PathBuf>) -> FileSinkOptions {
+        self.anchor = Some(anchor.into());
         self
     }
 
@@ -352,36 +364,8 @@ impl Writer {
             Some((seq, tag, kind)) => (seq + 1, tag, Some(kind)),
         };
 
-        match std::fs::read(&anchor) {
-            Ok(bytes) => {
-                let line = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
-                let parsed = record::parse(line).map_err(|m| {
-                    damaged(format!(
-                        "its checkpoint file {} is not a record: {m}",
-                        anchor.display()
-                    ))
-                })?;
-                if parsed.key != mac.key_id() || !parsed.authentic(&mac) {
-                    return Err(damaged(format!(
-                        "its checkpoint file {} does not authenticate under audit key {}",
-                        anchor.display(),
-                        mac.key_id()
-                    )));
-                }
-                if parsed.seq >= next_seq {
-                    return Err(damaged(format!(
-                        "its checkpoint file says record {} was written, but the log has only {next_seq} records: the tail was cut",
-                        parsed.seq
-                    )));
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(source) => {
-                return Err(AuditError::Read {
-                    path: anchor,
-                    source,
-                });
-            }
+        for copy in std::iter::once(&anchor).chain(options.anchor.as_ref()) {
+            check_checkpoint_copy(copy, &mac, next_seq, &damaged)?;
         }
 
         let mut writer = Writer {
@@ -518,10 +502,12 @@ impl Writer {
         let seq = self.next_seq;
         self.advance(tag);
         self.sync()?;
-        write_atomically(&self.anchor, &line).map_err(|source| AuditError::Write {
-            path: self.anchor.clone(),
-            source,
-        })?;
+        for copy in std::iter::once(&self.anchor).chain(self.options.anchor.as_ref()) {
+            write_atomically(copy, &line).map_err(|source| AuditError::Write {
+                path: copy.clone(),
+                source,
+            })?;
+        }
         self.since_checkpoint = 0;
         tracing::info!(
             target: "atom_audit::checkpoint",
@@ -610,6 +596,50 @@ impl Writer {
             }),
         }
     }
+}
+
+/// Checks a copy of the last checkpoint (the sidecar, or the anchor kept
+/// away from the log) against a log of `next_seq` records: it must
+/// authenticate, and the log must reach it. A missing copy is fine (a new
+/// log, or an anchor configured since).
+fn check_checkpoint_copy(
+    copy: &Path,
+    mac: &MacKey,
+    next_seq: u64,
+    damaged: &dyn Fn(String) -> AuditError,
+) -> Result<(), AuditError> {
+    let bytes = match std::fs::read(copy) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(AuditError::Read {
+                path: copy.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let line = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+    let parsed = record::parse(line).map_err(|m| {
+        damaged(format!(
+            "its checkpoint copy {} is not a record: {m}",
+            copy.display()
+        ))
+    })?;
+    if parsed.key != mac.key_id() || !parsed.authentic(mac) {
+        return Err(damaged(format!(
+            "its checkpoint copy {} does not authenticate under audit key {}",
+            copy.display(),
+            mac.key_id()
+        )));
+    }
+    if parsed.seq >= next_seq {
+        return Err(damaged(format!(
+            "its checkpoint copy {} says record {} was written, but the log has only {next_seq} records: the tail was cut (or the log emptied)",
+            copy.display(),
+            parsed.seq
+        )));
+    }
+    Ok(())
 }
 
 fn open_options() -> OpenOptions {

@@ -221,29 +221,57 @@ impl fmt::Display for ProblemKind {
 /// must reach the anchored checkpoint. Reports the first problem; an `Err`
 /// only when a file cannot be read. Reads the log as a stream.
 pub fn verify(log: &Path, key: &Key) -> Result<VerifyReport, AuditError> {
-    let anchor_path = checkpoint_path(log);
-    let anchor = match std::fs::read(&anchor_path) {
-        Ok(bytes) => Some(bytes),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-        Err(source) => {
-            return Err(AuditError::Read {
-                path: anchor_path,
-                source,
-            });
+    verify_anchored(log, key, None)
+}
+
+/// [`verify`], with a second copy of the last checkpoint kept away from
+/// the log ([`crate::FileSinkOptions::anchor`]): the newest of the two
+/// copies is checked, so a log removed or emptied together with its
+/// sidecar is reported (as cut), never as an intact empty log.
+pub fn verify_anchored(
+    log: &Path,
+    key: &Key,
+    anchor: Option<&Path>,
+) -> Result<VerifyReport, AuditError> {
+    let mut copies = Vec::new();
+    for path in std::iter::once(checkpoint_path(log)).chain(anchor.map(Path::to_path_buf)) {
+        match std::fs::read(&path) {
+            Ok(bytes) => copies.push(bytes),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => return Err(AuditError::Read { path, source }),
         }
-    };
+    }
+    let anchor = newest_copy(copies, key);
     let read_error = |source| AuditError::Read {
         path: log.to_path_buf(),
         source,
     };
     match File::open(log) {
         Ok(file) => verify_reader(BufReader::new(file), anchor.as_deref(), key).map_err(read_error),
-        // A missing log with a checkpoint file is a log cut to nothing.
+        // A missing log with a checkpoint copy is a log cut to nothing.
         Err(e) if e.kind() == io::ErrorKind::NotFound && anchor.is_some() => {
             verify_reader(io::empty(), anchor.as_deref(), key).map_err(read_error)
         }
         Err(e) => Err(read_error(e)),
     }
+}
+
+/// Of the checkpoint copies, the one to check the log against: one that
+/// does not parse or authenticate (so that it is reported), else the one
+/// of the highest sequence number.
+fn newest_copy(copies: Vec<Vec<u8>>, key: &Key) -> Option<Vec<u8>> {
+    let mac = MacKey::derive(key, record::CHAIN_PURPOSE);
+    let mut best: Option<(u64, Vec<u8>)> = None;
+    for bytes in copies {
+        match parse_anchor(&bytes, &mac) {
+            Err(_) => return Some(bytes),
+            Ok(anchor) if best.as_ref().is_none_or(|(seq, _)| anchor.seq > *seq) => {
+                best = Some((anchor.seq, bytes));
+            }
+            Ok(_) => {}
+        }
+    }
+    best.map(|(_, bytes)| bytes)
 }
 
 /// The anchored checkpoint, once checked.

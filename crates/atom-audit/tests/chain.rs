@@ -278,3 +278,46 @@ async fn a_log_verified_with_another_key_names_the_key_it_needs() {
     );
     assert!(problem.to_string().contains(&audit_key().id().to_string()));
 }
+
+/// A log emptied, or deleted, together with its sidecar: the copy of the
+/// last checkpoint kept away from the log (the anchor) still says what was
+/// written, so verify reports a cut log, never an intact empty one, and the
+/// sink refuses to continue it.
+#[tokio::test]
+async fn a_log_emptied_with_its_sidecar_is_found_out_by_the_anchor() {
+    let dir = tempfile::tempdir().unwrap();
+    let away = tempfile::tempdir().unwrap();
+    let anchor = away.path().join("audit.anchor");
+    let options = FileSinkOptions::default().anchor(&anchor);
+    let path = write_log(dir.path(), 5, options.clone(), true).await;
+    assert!(anchor.exists());
+    let intact = atom_audit::verify_anchored(&path, &audit_key(), Some(&anchor)).unwrap();
+    assert!(intact.is_intact(), "{intact}");
+
+    for damage in ["emptied", "deleted"] {
+        let saved = std::fs::read(&path).unwrap();
+        let sidecar = std::fs::read(checkpoint_path(&path)).unwrap();
+        std::fs::remove_file(checkpoint_path(&path)).unwrap();
+        match damage {
+            "emptied" => std::fs::write(&path, b"").unwrap(),
+            _ => std::fs::remove_file(&path).unwrap(),
+        }
+        // Without the anchor it would pass as a new, empty log.
+        if damage == "emptied" {
+            assert!(check(&path).is_intact(), "the sidecar alone cannot tell");
+        }
+        let report = atom_audit::verify_anchored(&path, &audit_key(), Some(&anchor)).unwrap();
+        assert!(!report.is_intact(), "{damage}: {report}");
+        assert!(
+            matches!(problem(&report).1, ProblemKind::TailCut { records: 0, .. }),
+            "{damage}: {report}"
+        );
+        // The sink refuses to start a new chain over it.
+        let err = atom_audit::FileSink::open_with(&path, &audit_key(), options.clone())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("the log emptied"), "{err}");
+        std::fs::write(&path, saved).unwrap();
+        std::fs::write(checkpoint_path(&path), sidecar).unwrap();
+    }
+}

@@ -2,13 +2,11 @@
 
 use std::collections::VecDeque;
 use std::io::BufRead as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use atom_app::development_key_path;
-use atom_audit::{AuditError, AuditEvent, audit_key_from_env};
-use atom_crypto::Key;
+use atom_audit::{AuditError, AuditEvent};
 use clap::Subcommand;
 use serde_json::Value;
 
@@ -31,6 +29,9 @@ pub(crate) enum AuditCommand {
         /// How many records.
         #[arg(long, short = 'n', default_value_t = 20)]
         lines: usize,
+        /// Also print the chain's checkpoint records.
+        #[arg(long)]
+        checkpoints: bool,
     },
 }
 
@@ -38,8 +39,41 @@ pub(crate) fn run(cmd: AuditCommand, args: &GlobalArgs) -> anyhow::Result<ExitCo
     match cmd {
         AuditCommand::Verify { path } => {
             let log = path.unwrap_or_else(|| args.settings.audit_log());
-            let key = audit_key(&log)?;
-            let report = atom_audit::verify(&log, &key)?;
+            // Anything short of a verified chain is exit 3: a log that
+            // cannot be read or checked is not provably intact.
+            let not_intact = |why: String| -> anyhow::Result<ExitCode> {
+                if args.json {
+                    print_json(&serde_json::json!({
+                        "log": log.display().to_string(),
+                        "intact": false,
+                        "problem": why,
+                    }))?;
+                } else {
+                    println!("{}: NOT INTACT: {why}", log.display());
+                }
+                Ok(ExitCode::from(exit::PROBLEMS_FOUND))
+            };
+            let key = match args.settings.audit_key_for_reading() {
+                Ok(key) => key,
+                Err(e) => {
+                    return not_intact(format!(
+                        "the audit key cannot be read ({e}), so the chain cannot be checked"
+                    ));
+                }
+            };
+            let anchor = args.settings.audit_anchor();
+            let report = match atom_audit::verify_anchored(&log, &key, Some(&anchor)) {
+                Ok(report) => report,
+                Err(AuditError::Read { path, source })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    return not_intact(format!(
+                        "{} does not exist (no checkpoint of it was found either; if it never existed, check the path and --audit-log)",
+                        path.display()
+                    ));
+                }
+                Err(e) => return not_intact(e.to_string()),
+            };
             if args.json {
                 print_json(&serde_json::json!({
                     "log": log.display().to_string(),
@@ -58,7 +92,11 @@ pub(crate) fn run(cmd: AuditCommand, args: &GlobalArgs) -> anyhow::Result<ExitCo
                 ExitCode::from(exit::PROBLEMS_FOUND)
             })
         }
-        AuditCommand::Tail { path, lines } => {
+        AuditCommand::Tail {
+            path,
+            lines,
+            checkpoints,
+        } => {
             let log = path.unwrap_or_else(|| args.settings.audit_log());
             let file = std::fs::File::open(&log).with_context(|| {
                 format!(
@@ -69,6 +107,9 @@ pub(crate) fn run(cmd: AuditCommand, args: &GlobalArgs) -> anyhow::Result<ExitCo
             let mut last: VecDeque<String> = VecDeque::with_capacity(lines);
             for line in std::io::BufReader::new(file).lines() {
                 let line = line.with_context(|| format!("cannot read {}", log.display()))?;
+                if !checkpoints && is_checkpoint(&line) {
+                    continue;
+                }
                 if last.len() == lines {
                     last.pop_front();
                 }
@@ -84,6 +125,11 @@ pub(crate) fn run(cmd: AuditCommand, args: &GlobalArgs) -> anyhow::Result<ExitCo
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Whether a log line is a checkpoint record (not an event).
+fn is_checkpoint(line: &str) -> bool {
+    serde_json::from_str::<Value>(line).is_ok_and(|record| record["type"] == "checkpoint")
 }
 
 /// One record as a line for people: sequence, time, outcome and the seed's text.
@@ -113,23 +159,5 @@ fn describe(line: &str) -> String {
             "{seq:>6}  {} record",
             record["type"].as_str().unwrap_or("unknown")
         ),
-    }
-}
-
-/// The audit key: `ATOM_AUDIT_KEY(_FILE)`, else the development key file
-/// next to the log. Verification never creates a key.
-fn audit_key(log: &Path) -> anyhow::Result<Key> {
-    match audit_key_from_env() {
-        Err(AuditError::NoAuditKey) => {
-            let dev = development_key_path(log);
-            if dev.exists() {
-                Ok(atom_audit::audit_key_from(|name| {
-                    (name == atom_audit::ENV_AUDIT_KEY_FILE).then(|| dev.display().to_string())
-                })?)
-            } else {
-                Err(AuditError::NoAuditKey.into())
-            }
-        }
-        other => Ok(other?),
     }
 }

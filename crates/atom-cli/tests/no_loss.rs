@@ -240,3 +240,101 @@ fn a_damaged_token_is_never_laundered_and_no_key_is_lost() {
         "the current value still opens"
     );
 }
+
+/// Every way the audit log can fail to be provably intact is exit 3, an
+/// emptied log included; a refused key creates no file at all, and the
+/// audit key may not be an encryption key.
+#[test]
+fn the_audit_trail_cannot_vanish_quietly_and_bad_keys_leave_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let key = Key::generate().unwrap().expose_base64().to_string();
+    let audit = audit_key();
+    let env = vec![
+        ("ENCRYPTION_KEY".to_owned(), key.clone()),
+        ("ATOM_AUDIT_KEY".to_owned(), audit.clone()),
+    ];
+
+    // Nothing recorded yet, no log: not provably intact (exit 3).
+    let out = run(d, &env, &["audit", "verify"]);
+    assert_eq!(code(&out), Some(3), "{}", explain(&out));
+    assert!(
+        text(&out.stdout).contains("does not exist"),
+        "{}",
+        explain(&out)
+    );
+
+    // Something is recorded.
+    let out = run(d, &env, &["db", "migrate"]);
+    assert_eq!(code(&out), Some(0), "{}", explain(&out));
+    let out = run(d, &env, &["credentials", "status"]);
+    assert_eq!(code(&out), Some(0), "{}", explain(&out));
+    let log = d.join(".atom/audit.jsonl");
+    assert!(log.exists());
+    let out = run(d, &env, &["audit", "verify"]);
+    assert_eq!(code(&out), Some(0), "{}", explain(&out));
+
+    // The key is missing: exit 3.
+    let no_key = vec![("ENCRYPTION_KEY".to_owned(), key.clone())];
+    let out = run(d, &no_key, &["audit", "verify"]);
+    assert_eq!(code(&out), Some(3), "{}", explain(&out));
+    assert!(text(&out.stdout).contains("audit key"), "{}", explain(&out));
+
+    // Emptied, its sidecar deleted: the anchor kept away from it says
+    // records were written (exit 3), and no command continues the log.
+    std::fs::write(&log, b"").unwrap();
+    std::fs::remove_file(d.join(".atom/audit.jsonl.checkpoint")).unwrap();
+    let out = run(d, &env, &["audit", "verify"]);
+    assert_eq!(code(&out), Some(3), "{}", explain(&out));
+    assert!(text(&out.stdout).contains("cut"), "{}", explain(&out));
+    let out = run(d, &env, &["credentials", "status"]);
+    assert_ne!(code(&out), Some(0), "a command continued an emptied log");
+    // Deleted: the same.
+    std::fs::remove_file(&log).unwrap();
+    let out = run(d, &env, &["audit", "verify"]);
+    assert_eq!(code(&out), Some(3), "{}", explain(&out));
+
+    // A bad encryption key, or an audit key that is the encryption key:
+    // refused, and not one file is created.
+    let fresh = tempfile::tempdir().unwrap();
+    let f = fresh.path();
+    let cases: Vec<(&str, Vec<(String, String)>)> = vec![
+        (
+            "short key",
+            vec![("ENCRYPTION_KEY".to_owned(), "tooshort".to_owned())],
+        ),
+        (
+            "audit key = encryption key",
+            vec![
+                ("ENCRYPTION_KEY".to_owned(), key.clone()),
+                ("ATOM_AUDIT_KEY".to_owned(), key.clone()),
+            ],
+        ),
+        (
+            "audit key = a previous key",
+            vec![
+                ("ENCRYPTION_KEY".to_owned(), key.clone()),
+                ("ENCRYPTION_PREVIOUS_KEYS".to_owned(), audit.clone()),
+                ("ATOM_AUDIT_KEY".to_owned(), audit.clone()),
+            ],
+        ),
+    ];
+    for (what, env) in &cases {
+        for args in [
+            &["status"][..],
+            &["secrets", "list"][..],
+            &["credentials", "status"][..],
+        ] {
+            let out = run(f, env, args);
+            assert_eq!(code(&out), Some(1), "{what} {args:?}: {}", explain(&out));
+            let made: Vec<_> = std::fs::read_dir(f).unwrap().collect();
+            assert!(made.is_empty(), "{what} {args:?} created {made:?}");
+        }
+    }
+    let out = run(f, &cases[1].1, &["status"]);
+    assert!(
+        text(&out.stderr).contains("ATOM_AUDIT_KEY"),
+        "{}",
+        explain(&out)
+    );
+}

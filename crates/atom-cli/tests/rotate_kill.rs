@@ -14,7 +14,8 @@ use crate::rotation_common::{Fixture, Kind, random_u64, set_token, write_key};
 /// environment.
 pub(crate) fn command(fx: &Fixture, new_key_file: Option<&Path>) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_atom"));
-    cmd.args(["keys", "rotate", "--yes", "--seal-plaintext"])
+    cmd.current_dir(fx.dir.path())
+        .args(["keys", "rotate", "--yes", "--seal-plaintext"])
         .arg("--audit-log")
         .arg(fx.dir.path().join("audit.jsonl"))
         .env("ATOM_AUDIT_KEY", fx.audit_key())
