@@ -255,10 +255,22 @@ impl Settings {
     }
 
     /// The store settings: `DATABASE_URL` (or the flag, or the default)
-    /// and the pool variables.
+    /// and the pool variables. An SQLite file in a folder that does not
+    /// exist (other than the development folder, made on first use) is an
+    /// error here, before anything else is opened.
     pub fn store_config(&self) -> Result<StoreConfig, Error> {
         let mut config = StoreConfig::from_env()?;
         config.database_url = DatabaseUrl::parse(&self.database_url())?;
+        if let Some(folder) = config.database_url.sqlite_folder()
+            && folder != self.data_dir
+            && !folder.is_dir()
+        {
+            return Err(Error::Config(format!(
+                "the folder of the SQLite database {} does not exist: {}; create it, or point DATABASE_URL elsewhere",
+                config.database_url,
+                folder.display()
+            )));
+        }
         Ok(config)
     }
 

@@ -50,4 +50,4 @@ pub use key::{
 };
 pub use sink::{AuditSink, FanOut, MemorySink};
 pub use tracing_sink::TracingSink;
-pub use verify::{Problem, ProblemKind, VerifyReport, verify, verify_anchored};
+pub use verify::{Problem, ProblemKind, VerifyReport, verify, verify_anchored, verify_stream};

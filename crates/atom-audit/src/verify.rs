@@ -247,10 +247,10 @@ pub fn verify_anchored(
         source,
     };
     match File::open(log) {
-        Ok(file) => verify_reader(BufReader::new(file), anchor.as_deref(), key).map_err(read_error),
+        Ok(file) => verify_stream(BufReader::new(file), anchor.as_deref(), key).map_err(read_error),
         // A missing log with a checkpoint copy is a log cut to nothing.
         Err(e) if e.kind() == io::ErrorKind::NotFound && anchor.is_some() => {
-            verify_reader(io::empty(), anchor.as_deref(), key).map_err(read_error)
+            verify_stream(io::empty(), anchor.as_deref(), key).map_err(read_error)
         }
         Err(e) => Err(read_error(e)),
     }
@@ -280,7 +280,10 @@ struct Anchor {
     tag: Tag,
 }
 
-fn verify_reader(
+/// [`verify`] of a log read from `log`, with `anchor` the bytes of its
+/// newest checkpoint copy (if any): for logs that are not files, and for
+/// fuzzing. An `Err` only when `log` cannot be read.
+pub fn verify_stream(
     mut log: impl BufRead,
     anchor: Option<&[u8]>,
     key: &Key,

@@ -49,7 +49,7 @@ pub(crate) fn run(cmd: AuditCommand, args: &GlobalArgs) -> anyhow::Result<ExitCo
                         "problem": why,
                     }))?;
                 } else {
-                    println!("{}: NOT INTACT: {why}", log.display());
+                    println!("{}: NOT intact: {why}", log.display());
                 }
                 Ok(ExitCode::from(exit::PROBLEMS_FOUND))
             };

@@ -9,13 +9,14 @@ use atom_crypto::ExposeSecret as _;
 use clap::Subcommand;
 use serde_json::json;
 
+use crate::confirm::{confirm, read_secret};
 use crate::exit;
-use crate::secrets::read_stdin_secret;
 use crate::session::{GlobalArgs, print_json};
 
 #[derive(Subcommand)]
 pub(crate) enum CredentialsCommand {
-    /// Store USER's token for PROVIDER, read from standard input.
+    /// Store USER's token for PROVIDER, read from standard input (on a
+    /// terminal, a prompt that does not echo).
     Put {
         /// The user id.
         user: String,
@@ -41,10 +42,14 @@ pub(crate) enum CredentialsCommand {
         /// The provider.
         provider: String,
     },
-    /// Erase every credential of USER (right to erasure).
+    /// Erase every credential of USER (right to erasure). Asks for
+    /// confirmation on a terminal unless --yes.
     EraseUser {
         /// The user id.
         user: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
     },
     /// Re-seal every row not under the primary key (legacy rows upgraded),
     /// in batches, resumable. Plaintext rows are sealed only with
@@ -86,7 +91,7 @@ pub(crate) async fn run(cmd: CredentialsCommand, args: &GlobalArgs) -> anyhow::R
     let code = match cmd {
         CredentialsCommand::Put { user, provider } => {
             let (user, provider) = ids(&user, &provider)?;
-            let token = read_stdin_secret()?;
+            let token = read_secret(&format!("token for {user} / {provider}"))?;
             store.put(&user, &provider, &token).await?;
             if args.json {
                 print_json(
@@ -130,8 +135,14 @@ pub(crate) async fn run(cmd: CredentialsCommand, args: &GlobalArgs) -> anyhow::R
                 ExitCode::from(exit::FAILURE)
             }
         }
-        CredentialsCommand::EraseUser { user } => {
+        CredentialsCommand::EraseUser { user, yes } => {
             let user = UserId::parse(&user)?;
+            let prompt = format!(
+                "Erase every credential of {user}, archived ones included? This cannot be undone. Type the user id to confirm:"
+            );
+            if !confirm(&prompt, user.as_str(), yes)? {
+                anyhow::bail!("not confirmed; nothing was erased");
+            }
             let report = store.erase_user(&user).await?;
             let providers: Vec<&str> = report.removed.iter().map(|c| c.provider.as_str()).collect();
             if args.json {

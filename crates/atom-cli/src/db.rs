@@ -21,6 +21,7 @@ pub(crate) async fn run(cmd: DbCommand, args: &GlobalArgs) -> anyhow::Result<Exi
     match cmd {
         DbCommand::Migrate => {
             let protection = args.protection()?;
+            args.settings.store_config()?;
             let (auditor, _) = args.auditor().await?;
             let (store, report) = args.settings.store(protection, auditor).await?;
             store.auditor().flush().await?;

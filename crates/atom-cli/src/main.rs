@@ -38,7 +38,21 @@ pub(crate) mod exit {
                 )
             )
         });
-        if values { PROBLEMS_FOUND } else { FAILURE }
+        if values {
+            return PROBLEMS_FOUND;
+        }
+        // Rotation and key-file errors carry their documented code (2 for
+        // usage).
+        err.chain()
+            .find_map(|e| {
+                e.downcast_ref::<atom_rotation::Error>()
+                    .map(atom_rotation::Error::exit_code)
+                    .or_else(|| match e.downcast_ref::<atom_app::Error>() {
+                        Some(atom_app::Error::Rotation(r)) => Some(r.exit_code()),
+                        _ => None,
+                    })
+            })
+            .unwrap_or(FAILURE)
     }
 }
 

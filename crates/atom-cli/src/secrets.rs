@@ -1,13 +1,13 @@
 //! `atom secrets ...`: the secrets file lifecycle.
 
-use std::io::Read as _;
 use std::process::{Command, ExitCode};
 
 use anyhow::Context as _;
-use atom_crypto::{ExposeSecret as _, SecretString};
+use atom_crypto::ExposeSecret as _;
 use atom_secrets_file::{SecretValue, ShredOptions};
 use clap::Subcommand;
 
+use crate::confirm::{confirm, read_secret};
 use crate::exit;
 use crate::session::{GlobalArgs, print_json};
 
@@ -34,8 +34,9 @@ pub(crate) enum SecretsCommand {
         /// The entry's name.
         name: String,
     },
-    /// Set a value read from standard input (never from the command line).
-    /// One trailing line break is removed.
+    /// Set a value read from standard input (never from the command line;
+    /// on a terminal, a prompt that does not echo). One trailing line break
+    /// is removed.
     Set {
         /// The entry's name.
         name: String,
@@ -61,11 +62,15 @@ pub(crate) enum SecretsCommand {
         command: Vec<String>,
     },
     /// After a successful verify, remove secrets.json and secrets.json.backup
-    /// (the production checklist).
+    /// (the production checklist). Asks for confirmation on a terminal
+    /// unless --yes.
     ShredPlaintext {
         /// Also remove a backup that differs from secrets.enc's values.
         #[arg(long)]
         drop_stale_backup: bool,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -170,7 +175,7 @@ pub(crate) async fn run(cmd: SecretsCommand, args: &GlobalArgs) -> anyhow::Resul
         }
         SecretsCommand::Set { name } => {
             let ring = args.keyring("set")?;
-            let value = read_stdin_secret()?;
+            let value = read_secret(&format!("value of {name}"))?;
             let report = secrets.set(&ring, &name, &value).await?;
             if args.json {
                 print_json(&report)?;
@@ -222,8 +227,18 @@ pub(crate) async fn run(cmd: SecretsCommand, args: &GlobalArgs) -> anyhow::Resul
             let status = secrets.exec(&ring, &mut child).await?;
             exit_code_of(status)
         }
-        SecretsCommand::ShredPlaintext { drop_stale_backup } => {
+        SecretsCommand::ShredPlaintext {
+            drop_stale_backup,
+            yes,
+        } => {
             let ring = args.keyring("shred-plaintext")?;
+            if !confirm(
+                "Overwrite and remove secrets.json and secrets.json.backup (secrets.enc is verified first)? Type yes to confirm:",
+                "yes",
+                yes,
+            )? {
+                anyhow::bail!("not confirmed; nothing was removed");
+            }
             let report = secrets
                 .shred_plaintext(
                     &ring,
@@ -245,26 +260,6 @@ pub(crate) async fn run(cmd: SecretsCommand, args: &GlobalArgs) -> anyhow::Resul
     };
     secrets.flush().await?;
     Ok(code)
-}
-
-/// Reads a secret from standard input, removing one trailing line break.
-pub(crate) fn read_stdin_secret() -> anyhow::Result<SecretString> {
-    let mut text = String::new();
-    std::io::stdin()
-        .read_to_string(&mut text)
-        .context("cannot read the value from standard input")?;
-    if text.ends_with('\n') {
-        text.pop();
-        if text.ends_with('\r') {
-            text.pop();
-        }
-    }
-    if text.is_empty() {
-        anyhow::bail!(
-            "no value on standard input; pipe it in, e.g. printf %s \"$VALUE\" | atom ..."
-        );
-    }
-    Ok(SecretString::from(text))
 }
 
 fn exit_code_of(status: std::process::ExitStatus) -> ExitCode {

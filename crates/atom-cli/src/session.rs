@@ -50,6 +50,9 @@ impl GlobalArgs {
 
     /// The credential store, migrated (created if need be).
     pub(crate) async fn store(&self, protection: Protection) -> anyhow::Result<CredentialStore> {
+        // A database setting that cannot work is refused before the audit
+        // log is opened (which may create files).
+        self.settings.store_config()?;
         let (auditor, _) = self.auditor().await?;
         let (store, report) = self.settings.store(protection, auditor).await?;
         tracing::info!(migrations = %report, "credential store ready");

@@ -219,7 +219,7 @@ fn a_damaged_token_is_never_laundered_and_no_key_is_lost() {
     let out = run(d, &files, &["keys", "destroy", &old_id, "--yes"]);
     assert_eq!(
         code(&out),
-        Some(1),
+        Some(2),
         "a loaded key is not destroyed: {}",
         explain(&out)
     );

@@ -9,7 +9,10 @@ mod common;
 #[path = "../../atom-rotation/tests/common.rs"]
 #[macro_use]
 mod rotation_common;
+mod bad_input;
 mod key;
 mod no_loss;
+mod readme;
 mod rotate_kill;
+mod several_hosts;
 mod walkthrough;

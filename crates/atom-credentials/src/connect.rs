@@ -58,6 +58,7 @@ pub(crate) async fn connect(config: &StoreConfig) -> Result<DatabaseConnection, 
         }
     }
     create_private_sqlite_file(url)?;
+    reachable(url).await?;
     let mut attempt = 0;
     loop {
         match Database::connect(opt.clone()).await {
@@ -81,6 +82,57 @@ pub(crate) async fn connect(config: &StoreConfig) -> Result<DatabaseConnection, 
                 });
             }
         }
+    }
+}
+
+/// How long the first contact with a database server may take.
+const REACH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Fails fast, with the host and port, when a database server cannot be
+/// reached at all: the pool would retry a refused connection until its
+/// acquire timeout (30 s) before saying anything.
+async fn reachable(url: &crate::url::DatabaseUrl) -> Result<(), CredentialError> {
+    use std::str::FromStr as _;
+    let (host, port) = match url.backend() {
+        Backend::Postgres => {
+            match sea_orm::sqlx::postgres::PgConnectOptions::from_str(url.expose()) {
+                Ok(o) => (o.get_host().to_owned(), o.get_port()),
+                Err(_) => return Ok(()),
+            }
+        }
+        Backend::MySql => match sea_orm::sqlx::mysql::MySqlConnectOptions::from_str(url.expose()) {
+            Ok(o) => (o.get_host().to_owned(), o.get_port()),
+            Err(_) => return Ok(()),
+        },
+        _ => return Ok(()),
+    };
+    // A Unix socket (PostgreSQL's host may be a folder) is left to the driver.
+    if host.starts_with('/') {
+        return Ok(());
+    }
+    let target = format!(
+        "{}:{port}",
+        host.trim_start_matches('[').trim_end_matches(']')
+    );
+    let failed = |why: String| CredentialError::DatabaseUnavailable {
+        message: format!("cannot reach the database server of {url} at {target}: {why}"),
+    };
+    match tokio::time::timeout(REACH_TIMEOUT, tokio::net::lookup_host(target.clone())).await {
+        Ok(Ok(mut addrs)) => {
+            let Some(addr) = addrs.next() else {
+                return Err(failed("the host name has no address".to_owned()));
+            };
+            match tokio::time::timeout(REACH_TIMEOUT, tokio::net::TcpStream::connect(addr)).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(failed(e.to_string())),
+                Err(_) => Err(failed(format!(
+                    "no answer within {} s",
+                    REACH_TIMEOUT.as_secs()
+                ))),
+            }
+        }
+        Ok(Err(e)) => Err(failed(format!("the host name does not resolve ({e})"))),
+        Err(_) => Err(failed("the host name does not resolve in time".to_owned())),
     }
 }
 

@@ -98,6 +98,16 @@ impl DatabaseUrl {
         Some(options.get_filename().to_path_buf())
     }
 
+    /// The folder of an SQLite database file (`.` for a bare file name);
+    /// `None` for an in-memory database or another backend.
+    pub fn sqlite_folder(&self) -> Option<std::path::PathBuf> {
+        let file = self.sqlite_file()?;
+        Some(match file.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        })
+    }
+
     /// Whether this is an SQLite database file that does not exist (yet).
     pub fn sqlite_file_missing(&self) -> bool {
         self.sqlite_file().is_some_and(|f| !f.exists())

@@ -12,6 +12,10 @@ pub enum Error {
     /// the message names it and says what to do.
     #[error("{0}")]
     Failed(String),
+    /// Refused because of what is stored (exit code 1), e.g. destroying a
+    /// key that values are still sealed under; nothing was changed.
+    #[error("{0}")]
+    Refused(String),
     /// The credential store failed.
     #[error(transparent)]
     Credentials(#[from] atom_credentials::CredentialError),

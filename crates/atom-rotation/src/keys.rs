@@ -94,9 +94,9 @@ pub struct KeyChange {
 
 /// Parses a key id given by the operator.
 pub fn parse_key_id(text: &str) -> Result<KeyId, Error> {
-    text.trim().parse::<KeyId>().map_err(|e| {
+    text.trim().parse::<KeyId>().map_err(|_| {
         Error::Usage(format!(
-            "\"{}\" is not a key id ({e}); key ids are 12 hex digits, as the key list shows",
+            "\"{}\" is not a key id: key ids are 12 lower-case hex digits, as the key list shows them",
             text.trim()
         ))
     })
@@ -272,8 +272,8 @@ pub async fn destroy_key(
     refuse_if_rotating(files, id, "destroy it")?;
     let usage = key_usage(&key, secrets, store).await?;
     if !usage.is_unused() {
-        return Err(Error::Usage(format!(
-            "key {id} is still needed by {}; destroying it would make them unreadable for good. Rotate (or rewrap) so that nothing is under it, then destroy it",
+        return Err(Error::Refused(format!(
+            "key {id} is still needed by {}; destroying it would make them unreadable for good, so nothing was changed. Rotate (or rewrap) so that nothing is under it, then destroy it",
             usage.describe()
         )));
     }

@@ -64,6 +64,7 @@ pub use edit::{EditAction, EditReport, SecretValue};
 pub use error::{Error, Result};
 pub use exec::{SecretEnv, env_var_name};
 pub use migrate::MigrateReport;
+pub use parse::parse_secrets;
 pub use rewrap::RewrapReport;
 pub use rollback::RollbackReport;
 pub use seal::SealForm;

@@ -72,6 +72,14 @@ pub(crate) fn read_bytes(path: &Path, limit: u64, missing_hint: &'static str) ->
     Ok(bytes)
 }
 
+/// Parses the bytes of a secrets file as every operation does (UTF-8, no
+/// BOM, JSON with line and column in errors, an object at the top, no name
+/// twice in any object); `path` names the file in errors. The names and
+/// values in file order.
+pub fn parse_secrets(path: &Path, bytes: &[u8]) -> Result<Map<String, Value>> {
+    parse_entries(path, bytes)
+}
+
 /// Parses the bytes of a secrets file read from `path`.
 pub(crate) fn parse_entries(path: &Path, bytes: &[u8]) -> Result<Entries> {
     if bytes.starts_with(b"\xEF\xBB\xBF") {
