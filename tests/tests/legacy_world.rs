@@ -101,10 +101,10 @@ async fn scenario(log: &CapturedLog) {
     // in clear inside objects and arrays are named as plaintext.
     let report = secrets.verify(&ring).await.unwrap();
     assert!(
-        report.failures().all(
-            |(name, class)| class == atom_secrets_file::FailureClass::Plaintext
-                && (name.contains('.') || name.contains('['))
-        ),
+        report
+            .failures()
+            .all(|(name, class)| class == atom_crypto::OpenFailure::NotSealed
+                && (name.contains('.') || name.contains('['))),
         "{report:?}"
     );
     let mut secret_values = Vec::new();

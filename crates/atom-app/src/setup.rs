@@ -125,7 +125,7 @@ impl Settings {
                 let log =
                     std::path::absolute(self.audit_log()).unwrap_or_else(|_| self.audit_log());
                 let digest = sha2::Sha256::digest(log.as_os_str().as_encoded_bytes());
-                let short: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+                let short = atom_io::hex(&digest[..6]);
                 self.data_dir.join(format!("audit-{short}.anchor"))
             }
             (None, None) => beside(development_key_path(&self.audit_log())),

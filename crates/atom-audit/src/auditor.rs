@@ -29,12 +29,10 @@ pub enum FailureMode {
 impl FailureMode {
     /// Reads [`ENV_AUDIT_FAIL_OPEN`] through `lookup` (an environment).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<FailureMode, AuditError> {
-        match lookup(ENV_AUDIT_FAIL_OPEN).as_deref().map(str::trim) {
-            None | Some("") | Some("0") | Some("false") => Ok(FailureMode::Closed),
-            Some("1") | Some("true") => Ok(FailureMode::Open),
-            Some(_) => Err(AuditError::Config(format!(
-                "{ENV_AUDIT_FAIL_OPEN} must be 1, true, 0 or false (unset means fail-closed)"
-            ))),
+        match atom_io::flag_from_env(&lookup, ENV_AUDIT_FAIL_OPEN) {
+            Ok(false) => Ok(FailureMode::Closed),
+            Ok(true) => Ok(FailureMode::Open),
+            Err(e) => Err(AuditError::Config(format!("{e} (unset means fail-closed)"))),
         }
     }
 }

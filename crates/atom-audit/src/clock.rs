@@ -19,6 +19,7 @@ impl AuditClock for atom_crypto::SystemClock {
     }
 }
 
+#[cfg(feature = "test-util")]
 impl AuditClock for atom_crypto::FixedClock {
     fn now(&self) -> DateTime<Utc> {
         use atom_crypto::Clock as _;

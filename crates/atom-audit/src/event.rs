@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use atom_crypto::{CryptoError, KeyId};
+use atom_crypto::{KeyId, OpenFailure};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -163,7 +163,7 @@ pub enum Action {
         /// The provider.
         provider: String,
         /// The key that sealed it; `None` in plaintext development mode.
-        #[serde(default, with = "key_id_opt")]
+        #[serde(default)]
         key_id: Option<KeyId>,
     },
     /// A credential was read and decrypted (the seed's `credential_accessed`).
@@ -173,7 +173,7 @@ pub enum Action {
         /// The provider.
         provider: String,
         /// The key that had sealed it; `None` for a legacy or plaintext value.
-        #[serde(default, with = "key_id_opt")]
+        #[serde(default)]
         key_id: Option<KeyId>,
     },
     /// A credential was deleted.
@@ -223,7 +223,6 @@ pub enum Action {
         /// How many values were sealed.
         values: u64,
         /// The key that sealed them.
-        #[serde(with = "key_id_req")]
         key_id: KeyId,
     },
     /// A secrets file was rolled back to its backup.
@@ -247,7 +246,7 @@ pub enum Action {
         /// The entry's name.
         name: String,
         /// The key that had sealed it; `None` for a legacy or plaintext value.
-        #[serde(default, with = "key_id_opt")]
+        #[serde(default)]
         key_id: Option<KeyId>,
     },
     /// A secret was set or changed.
@@ -258,7 +257,7 @@ pub enum Action {
         /// compared for "same value" without revealing it.
         fingerprint: Fingerprint,
         /// The key that sealed it; `None` in plaintext development mode.
-        #[serde(default, with = "key_id_opt")]
+        #[serde(default)]
         key_id: Option<KeyId>,
     },
     /// A secret was removed from a secrets file.
@@ -277,7 +276,6 @@ pub enum Action {
         /// What is rotated, e.g. `credentials` or a secrets file.
         scope: String,
         /// The key values are moved to.
-        #[serde(with = "key_id_req")]
         to: KeyId,
         /// How many values are to be rewrapped, if known.
         #[serde(default)]
@@ -288,7 +286,6 @@ pub enum Action {
         /// What is rotated.
         scope: String,
         /// The key values are moved to.
-        #[serde(with = "key_id_req")]
         to: KeyId,
         /// Values rewrapped so far.
         done: u64,
@@ -301,7 +298,6 @@ pub enum Action {
         /// What was rotated.
         scope: String,
         /// The key values were moved to.
-        #[serde(with = "key_id_req")]
         to: KeyId,
         /// Values rewrapped.
         rewrapped: u64,
@@ -313,10 +309,10 @@ pub enum Action {
         /// What it belonged to.
         subject: Subject,
         /// The key the value names, if it names one.
-        #[serde(default, with = "key_id_opt")]
+        #[serde(default)]
         key_id: Option<KeyId>,
         /// Why, as a class; never the value.
-        reason: DecryptFailure,
+        reason: OpenFailure,
     },
     /// An access was refused.
     AccessDenied {
@@ -641,60 +637,6 @@ impl fmt::Display for Action {
     }
 }
 
-/// Why a value did not decrypt, as a class. Built from the crypto error so
-/// that callers never pass its text (or the value) along.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum DecryptFailure {
-    /// Wrong key, wrong context (copied from another row) or tampered.
-    NotAuthentic,
-    /// The value names a key that is not in the keyring.
-    UnknownKey,
-    /// The token is older than the allowed maximum age.
-    Expired,
-    /// The token's timestamp is too far in the future.
-    FromTheFuture,
-    /// It claims to be ciphertext but is not well formed.
-    Malformed,
-    /// It is plaintext where ciphertext was required.
-    NotSealed,
-    /// It decrypted to bytes that are not UTF-8.
-    NotUtf8,
-    /// Any other crypto failure.
-    Other,
-}
-
-impl DecryptFailure {
-    /// The class of a crypto error.
-    pub fn of(error: &CryptoError) -> DecryptFailure {
-        match error {
-            CryptoError::AuthenticationFailed { .. } => DecryptFailure::NotAuthentic,
-            CryptoError::UnknownKeyId { .. } => DecryptFailure::UnknownKey,
-            CryptoError::Expired { .. } => DecryptFailure::Expired,
-            CryptoError::FromTheFuture { .. } => DecryptFailure::FromTheFuture,
-            CryptoError::Malformed(_) => DecryptFailure::Malformed,
-            CryptoError::NotSealed => DecryptFailure::NotSealed,
-            CryptoError::NotUtf8 => DecryptFailure::NotUtf8,
-            _ => DecryptFailure::Other,
-        }
-    }
-
-    /// The snake_case name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DecryptFailure::NotAuthentic => "not_authentic",
-            DecryptFailure::UnknownKey => "unknown_key",
-            DecryptFailure::Expired => "expired",
-            DecryptFailure::FromTheFuture => "from_the_future",
-            DecryptFailure::Malformed => "malformed",
-            DecryptFailure::NotSealed => "not_sealed",
-            DecryptFailure::NotUtf8 => "not_utf8",
-            DecryptFailure::Other => "other",
-        }
-    }
-}
-
 /// Why an access was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -715,41 +657,6 @@ impl DenialReason {
             DenialReason::NotAuthenticated => "not_authenticated",
             DenialReason::NotPermitted => "not_permitted",
             DenialReason::EncryptionRequired => "encryption_required",
-        }
-    }
-}
-
-/// Key ids in JSON as their 12-hex-digit text.
-mod key_id_req {
-    use atom_crypto::KeyId;
-    use serde::{Deserialize as _, Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(id: &KeyId, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(id)
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<KeyId, D::Error> {
-        let text = String::deserialize(d)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-/// Optional key ids in JSON: the text, or `null`.
-mod key_id_opt {
-    use atom_crypto::KeyId;
-    use serde::{Deserialize as _, Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(id: &Option<KeyId>, s: S) -> Result<S::Ok, S::Error> {
-        match id {
-            Some(id) => s.collect_str(id),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<KeyId>, D::Error> {
-        match Option::<String>::deserialize(d)? {
-            Some(text) => text.parse().map(Some).map_err(serde::de::Error::custom),
-            None => Ok(None),
         }
     }
 }

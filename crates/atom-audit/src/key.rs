@@ -5,7 +5,6 @@
 use std::path::Path;
 
 use atom_crypto::Key;
-use zeroize::Zeroizing;
 
 use crate::error::AuditError;
 
@@ -27,38 +26,15 @@ pub fn audit_key_from_env() -> Result<Key, AuditError> {
 /// [`AuditError::NoAuditKey`]; a key that does not parse is
 /// [`AuditError::BadAuditKey`]. There is no fallback to another key.
 pub fn audit_key_from(lookup: impl Fn(&str) -> Option<String>) -> Result<Key, AuditError> {
-    match (lookup(ENV_AUDIT_KEY), lookup(ENV_AUDIT_KEY_FILE)) {
-        (Some(_), Some(_)) => Err(AuditError::Config(format!(
-            "both {ENV_AUDIT_KEY} and {ENV_AUDIT_KEY_FILE} are set; set only one of them"
-        ))),
-        (Some(text), None) => {
-            let text = Zeroizing::new(text);
-            Key::parse(&text).map_err(|problem| AuditError::BadAuditKey {
-                source_name: ENV_AUDIT_KEY.to_owned(),
-                problem,
-            })
+    let secret = atom_io::secret_from_env(&lookup, ENV_AUDIT_KEY, ENV_AUDIT_KEY_FILE)
+        .map_err(|e| AuditError::Config(e.to_string()))?
+        .ok_or(AuditError::NoAuditKey)?;
+    Key::parse(secret.text.trim_end_matches(['\n', '\r'])).map_err(|problem| {
+        AuditError::BadAuditKey {
+            source_name: secret.origin,
+            problem,
         }
-        (None, Some(path)) => {
-            let bytes = Zeroizing::new(std::fs::read(Path::new(&path)).map_err(|e| {
-                AuditError::Config(format!(
-                    "cannot read {ENV_AUDIT_KEY_FILE} {path}: {}; check the path and its permissions",
-                    e.kind()
-                ))
-            })?);
-            let text = std::str::from_utf8(&bytes).map_err(|_| {
-                AuditError::Config(format!(
-                    "{ENV_AUDIT_KEY_FILE} {path} is not text; it should hold one key from: atom key generate"
-                ))
-            })?;
-            Key::parse(text.trim_end_matches(['\n', '\r'])).map_err(|problem| {
-                AuditError::BadAuditKey {
-                    source_name: format!("{ENV_AUDIT_KEY_FILE} ({path})"),
-                    problem,
-                }
-            })
-        }
-        (None, None) => Err(AuditError::NoAuditKey),
-    }
+    })
 }
 
 /// Like [`audit_key_from`], but with neither variable set it uses the

@@ -42,12 +42,14 @@ mod verify;
 pub use auditor::{Auditor, ENV_AUDIT_FAIL_OPEN, FailureMode};
 pub use clock::AuditClock;
 pub use error::AuditError;
-pub use event::{Action, Actor, AuditEvent, DecryptFailure, DenialReason, Outcome, Subject};
+pub use event::{Action, Actor, AuditEvent, DenialReason, Outcome, Subject};
 pub use file_sink::{Durability, FileSink, FileSinkOptions, checkpoint_path};
 pub use fingerprint::{Fingerprint, Fingerprinter, mask};
 pub use key::{
     ENV_AUDIT_KEY, ENV_AUDIT_KEY_FILE, audit_key_from, audit_key_from_env, audit_key_or_development,
 };
-pub use sink::{AuditSink, FanOut, MemorySink};
+#[cfg(feature = "test-util")]
+pub use sink::MemorySink;
+pub use sink::{AuditSink, FanOut};
 pub use tracing_sink::TracingSink;
 pub use verify::{Problem, ProblemKind, VerifyReport, verify, verify_anchored, verify_stream};

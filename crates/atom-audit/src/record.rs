@@ -197,13 +197,7 @@ pub(crate) fn parse(line: &[u8]) -> Result<Parsed<'_>, Malformed> {
 
 /// Lower-case hex of a tag.
 pub(crate) fn hex(bytes: &Tag) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(2 * TAG_LEN);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    out
+    atom_io::hex(bytes)
 }
 
 /// Parses exactly 64 lower-case hex digits.

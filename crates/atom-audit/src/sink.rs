@@ -1,6 +1,8 @@
 //! The sink trait and the sinks that hold no files: in-memory and fan-out.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
+#[cfg(feature = "test-util")]
+use std::sync::{Mutex, PoisonError};
 
 use async_trait::async_trait;
 
@@ -34,12 +36,15 @@ impl<T: AuditSink + ?Sized> AuditSink for Arc<T> {
     }
 }
 
-/// Keeps events in memory, for tests. Clones share the same events.
+/// Keeps events in memory, for tests (the `test-util` feature). Clones
+/// share the same events.
+#[cfg(feature = "test-util")]
 #[derive(Debug, Clone, Default)]
 pub struct MemorySink {
     events: Arc<Mutex<Vec<AuditEvent>>>,
 }
 
+#[cfg(feature = "test-util")]
 impl MemorySink {
     /// An empty sink.
     pub fn new() -> MemorySink {
@@ -57,6 +62,7 @@ impl MemorySink {
     }
 }
 
+#[cfg(feature = "test-util")]
 #[async_trait]
 impl AuditSink for MemorySink {
     async fn record(&self, event: &AuditEvent) -> Result<(), AuditError> {

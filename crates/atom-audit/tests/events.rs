@@ -4,9 +4,10 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use atom_audit::{
-    Action, Actor, AuditClock as _, AuditEvent, DecryptFailure, DenialReason, Fingerprinter,
-    MemorySink, Outcome, Subject, mask,
+    Action, Actor, AuditClock as _, AuditEvent, DenialReason, Fingerprinter, MemorySink, Outcome,
+    Subject, mask,
 };
+use atom_crypto::OpenFailure;
 use atom_crypto::{Context, FixedClock, Key, Keyring};
 
 use crate::support::{audit_key, auditor, other_key};
@@ -99,7 +100,7 @@ fn all_actions() -> Vec<Action> {
         Action::DecryptionFailed {
             subject: credential(),
             key_id: Some(id),
-            reason: DecryptFailure::NotAuthentic,
+            reason: OpenFailure::NotAuthentic,
         },
         Action::AccessDenied {
             subject: Subject::Secret {
@@ -236,16 +237,16 @@ fn a_decryption_failure_is_classified_from_the_crypto_error() {
     let copied = keyring
         .open(&Context::credential("2", "github"), stored.as_str())
         .unwrap_err();
-    assert_eq!(DecryptFailure::of(&copied), DecryptFailure::NotAuthentic);
+    assert_eq!(OpenFailure::of(&copied), OpenFailure::NotAuthentic);
     let other = Keyring::new(Key::from_bytes([4; 32]), []).unwrap();
     let unknown = other
         .open(&Context::credential("1", "github"), stored.as_str())
         .unwrap_err();
-    assert_eq!(DecryptFailure::of(&unknown), DecryptFailure::UnknownKey);
+    assert_eq!(OpenFailure::of(&unknown), OpenFailure::UnknownKey);
     let plain = keyring
         .open(&Context::credential("1", "github"), "plain")
         .unwrap_err();
-    assert_eq!(DecryptFailure::of(&plain), DecryptFailure::NotSealed);
+    assert_eq!(OpenFailure::of(&plain), OpenFailure::NotSealed);
 }
 
 #[test]

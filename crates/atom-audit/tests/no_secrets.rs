@@ -6,9 +6,10 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use atom_audit::{
-    Action, Actor, AuditError, DecryptFailure, DenialReason, FanOut, FileSink, Fingerprinter,
-    MemorySink, Subject, TracingSink, checkpoint_path, mask, verify,
+    Action, Actor, AuditError, DenialReason, FanOut, FileSink, Fingerprinter, MemorySink, Subject,
+    TracingSink, checkpoint_path, mask, verify,
 };
+use atom_crypto::OpenFailure;
 use atom_crypto::{Context, ExposeSecret as _, Key, Keyring};
 
 /// Everything any subscriber writes, shared.
@@ -105,7 +106,7 @@ async fn no_secret_value_reaches_any_trace() {
                 provider: "github".into(),
             },
             key_id: stored.key_id(),
-            reason: DecryptFailure::of(&copied),
+            reason: OpenFailure::of(&copied),
         })
         .await
         .unwrap();

@@ -238,7 +238,7 @@ pub(crate) async fn run(cmd: CredentialsCommand, args: &GlobalArgs) -> anyhow::R
             let plaintext_refused = progress
                 .failures
                 .iter()
-                .any(|f| f.reason == atom_audit::DecryptFailure::NotSealed);
+                .any(|f| f.reason == atom_crypto::OpenFailure::NotSealed);
             if plaintext_refused && !seal_plaintext {
                 eprintln!(
                     "plaintext rows are sealed only on request: check them, then run: atom credentials rewrap --seal-plaintext"

@@ -414,7 +414,14 @@ fn keys_and_key_files() {
 #[test]
 fn secrets_files() {
     let ring = Keyring::new(key(1), []).unwrap();
-    let legacy = ring.seal_legacy(PLANTED).into_string();
+    // A token whose standard-alphabet encoding differs from its own (one in
+    // about 25 has neither '-' nor '_', and would be the same text).
+    let legacy = loop {
+        let t = ring.seal_legacy(PLANTED).into_string();
+        if t.contains(['-', '_']) {
+            break t;
+        }
+    };
     let sealed = ring.seal(&Context::secret("a"), PLANTED).into_string();
     let other = Keyring::new(key(2), [])
         .unwrap()
@@ -611,7 +618,7 @@ fn secrets_files() {
             format!("{{\"b\": \"{sealed}\"}}"),
             &["secrets", "verify"],
             3,
-            &["b: authentication_failed"],
+            &["b: not_authentic"],
         ),
         enc(
             "a damaged token",

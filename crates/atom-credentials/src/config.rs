@@ -57,16 +57,8 @@ impl StoreConfig {
                 .map_err(|e| CredentialError::Config(format!("{ENV_DATABASE_URL}: {e}")))?,
             None => DatabaseUrl::default(),
         };
-        let plaintext_transition = match lookup(ENV_PLAINTEXT_TRANSITION).as_deref().map(str::trim)
-        {
-            None | Some("") | Some("0") | Some("false") => false,
-            Some("1") | Some("true") => true,
-            Some(_) => {
-                return Err(CredentialError::Config(format!(
-                    "{ENV_PLAINTEXT_TRANSITION} must be 1, true, 0 or false"
-                )));
-            }
-        };
+        let plaintext_transition = atom_io::flag_from_env(&lookup, ENV_PLAINTEXT_TRANSITION)
+            .map_err(|e| CredentialError::Config(e.to_string()))?;
         let max_connections = match lookup(ENV_DB_MAX_CONNECTIONS) {
             None => None,
             Some(text) => match text.trim().parse::<u32>() {

@@ -1,7 +1,7 @@
 //! How a stored value becomes a secret: the rules for plaintext, legacy and
 //! sealed values under the configured protection. Pure; no I/O.
 
-use atom_audit::DecryptFailure;
+use atom_crypto::OpenFailure;
 use atom_crypto::{Classification, Context, KeyId, Protection, SecretString, classify};
 
 use crate::error::CredentialError;
@@ -11,7 +11,7 @@ use crate::user_id::UserId;
 /// A value that could not be revealed: the class for the audit event, the
 /// key it names, and the error for the caller.
 pub(crate) struct Refusal {
-    pub(crate) reason: DecryptFailure,
+    pub(crate) reason: OpenFailure,
     pub(crate) key_id: Option<KeyId>,
     pub(crate) error: CredentialError,
 }
@@ -32,7 +32,7 @@ pub(crate) fn reveal(
 ) -> Result<(SecretString, Option<KeyId>), Refusal> {
     let names = || (user.as_str().to_owned(), provider.as_str().to_owned());
     let class = classify(stored).map_err(|source| Refusal {
-        reason: DecryptFailure::of(&source),
+        reason: OpenFailure::of(&source),
         key_id: None,
         error: CredentialError::DecryptionFailed {
             user: names().0,
@@ -47,7 +47,7 @@ pub(crate) fn reveal(
     match (class, protection) {
         (Classification::Plaintext, Protection::Encrypted(_)) if !plaintext_transition => {
             Err(Refusal {
-                reason: DecryptFailure::NotSealed,
+                reason: OpenFailure::NotSealed,
                 key_id: None,
                 error: CredentialError::PlaintextRefused {
                     user: names().0,
@@ -62,7 +62,7 @@ pub(crate) fn reveal(
                 .open(&context, stored)
                 .map(|secret| (secret, key_id))
                 .map_err(|source| Refusal {
-                    reason: DecryptFailure::of(&source),
+                    reason: OpenFailure::of(&source),
                     key_id,
                     error: CredentialError::DecryptionFailed {
                         user: names().0,
@@ -72,7 +72,7 @@ pub(crate) fn reveal(
                 })
         }
         (_, _) => Err(Refusal {
-            reason: DecryptFailure::UnknownKey,
+            reason: OpenFailure::UnknownKey,
             key_id,
             error: CredentialError::KeyRequired {
                 what: format!(

@@ -1,8 +1,9 @@
 // Rewrap and status, included once per backend.
 
 use super::KIND;
-use atom_audit::{Action, DecryptFailure, Outcome, Subject};
+use atom_audit::{Action, Outcome, Subject};
 use atom_credentials::CredentialStore;
+use atom_crypto::OpenFailure;
 use atom_crypto::{Key, Protection};
 
 use crate::common::{self, encrypted, open, provider, reveal, secret, user};
@@ -162,7 +163,7 @@ db_test!(rewrap_reports_rows_that_do_not_open_and_continues, |db| {
     let failure = &progress.failures[0];
     assert_eq!(
         (failure.user.as_str(), failure.reason),
-        ("user_3", DecryptFailure::NotAuthentic)
+        ("user_3", OpenFailure::NotAuthentic)
     );
     assert!(sink.actions().contains(&Action::DecryptionFailed {
         subject: Subject::Credential {
@@ -170,7 +171,7 @@ db_test!(rewrap_reports_rows_that_do_not_open_and_continues, |db| {
             provider: "github".into()
         },
         key_id: Some(old.id()),
-        reason: DecryptFailure::NotAuthentic,
+        reason: OpenFailure::NotAuthentic,
     }));
     let finished = sink.events().pop().unwrap();
     assert_eq!(finished.name(), "key_rotation_finished");
@@ -215,7 +216,7 @@ db_test!(status_and_rewrap_cover_legacy_and_plaintext_rows, |db| {
 
     let progress = store.rewrap(&RewrapOptions::new(), |_| {}).await.unwrap();
     assert_eq!((progress.done, progress.failed), (1, 1));
-    assert_eq!(progress.failures[0].reason, DecryptFailure::NotSealed);
+    assert_eq!(progress.failures[0].reason, OpenFailure::NotSealed);
     let progress = store
         .rewrap(&RewrapOptions::new().seal_plaintext(true), |_| {})
         .await

@@ -6,8 +6,9 @@ use super::KIND;
 
 use std::sync::Arc;
 
-use atom_audit::{Action, DecryptFailure, Outcome, Subject};
+use atom_audit::{Action, Outcome, Subject};
 use atom_credentials::{CredentialError, CredentialStore};
+use atom_crypto::OpenFailure;
 use atom_crypto::{FixedClock, Key, Protection};
 
 use crate::common::{self, encrypted, open, provider, reveal, secret, user};
@@ -118,7 +119,7 @@ db_test!(
                         provider: p.into(),
                     },
                     key_id: Some(key.id()),
-                    reason: DecryptFailure::NotAuthentic,
+                    reason: OpenFailure::NotAuthentic,
                 }
             );
         }
@@ -417,7 +418,7 @@ db_test!(plaintext_rows_need_the_transition_setting, |db| {
     assert!(matches!(
         sink.actions().pop(),
         Some(Action::DecryptionFailed {
-            reason: DecryptFailure::NotSealed,
+            reason: OpenFailure::NotSealed,
             ..
         })
     ));

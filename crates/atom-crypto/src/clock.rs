@@ -1,3 +1,4 @@
+#[cfg(feature = "test-util")]
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -22,10 +23,13 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that stays where it is set, for tests.
+/// A clock that stays where it is set, for tests (the `test-util`
+/// feature).
+#[cfg(feature = "test-util")]
 #[derive(Debug, Default)]
 pub struct FixedClock(AtomicU64);
 
+#[cfg(feature = "test-util")]
 impl FixedClock {
     /// A clock showing `unix` seconds.
     pub fn at(unix: u64) -> FixedClock {
@@ -47,6 +51,7 @@ impl FixedClock {
     }
 }
 
+#[cfg(feature = "test-util")]
 impl Clock for FixedClock {
     fn now_unix(&self) -> u64 {
         self.0.load(Ordering::SeqCst)

@@ -1,8 +1,6 @@
 //! Building a keyring from the environment. This is atom-crypto's only I/O:
 //! reading environment variables and key files at start-up.
 
-use std::path::Path;
-
 use crate::error::CryptoError;
 use crate::key::Key;
 use crate::keyring::Keyring;
@@ -71,22 +69,17 @@ pub fn protection_from(
     require_encryption: bool,
 ) -> Result<Protection, CryptoError> {
     let require = require_encryption || flag(&lookup, ENV_REQUIRE_ENCRYPTION)?;
-    let primary = match (lookup(ENV_KEY), lookup(ENV_KEY_FILE)) {
-        (Some(_), Some(_)) => {
-            return Err(CryptoError::Config(format!(
-                "both {ENV_KEY} and {ENV_KEY_FILE} are set; set only one of them"
-            )));
-        }
-        (Some(text), None) => Some((parse_key(&text, ENV_KEY.to_owned())?, ENV_KEY.to_owned())),
-        (None, Some(path)) => {
-            let origin = format!("{ENV_KEY_FILE} ({path})");
-            let text = read_key_file(Path::new(&path), ENV_KEY_FILE)?;
-            Some((
-                parse_key(text.trim_end_matches(['\n', '\r']), origin.clone())?,
-                origin,
-            ))
-        }
-        (None, None) => None,
+    let primary = match atom_io::secret_from_env(&lookup, ENV_KEY, ENV_KEY_FILE)
+        .map_err(|e| CryptoError::Config(e.to_string()))?
+    {
+        Some(secret) => Some((
+            parse_key(
+                secret.text.trim_end_matches(['\n', '\r']),
+                secret.origin.clone(),
+            )?,
+            secret.origin,
+        )),
+        None => None,
     };
     let previous = previous_keys(&lookup)?;
     let Some(primary) = primary else {
@@ -121,13 +114,7 @@ pub fn protection_from(
 }
 
 fn flag(lookup: &impl Fn(&str) -> Option<String>, name: &str) -> Result<bool, CryptoError> {
-    match lookup(name).as_deref().map(str::trim) {
-        None | Some("") | Some("0") | Some("false") => Ok(false),
-        Some("1") | Some("true") => Ok(true),
-        Some(_) => Err(CryptoError::Config(format!(
-            "{name} must be 1, true, 0 or false"
-        ))),
-    }
+    atom_io::flag_from_env(lookup, name).map_err(|e| CryptoError::Config(e.to_string()))
 }
 
 fn parse_key(text: &str, origin: String) -> Result<Key, CryptoError> {
@@ -140,26 +127,19 @@ fn parse_key(text: &str, origin: String) -> Result<Key, CryptoError> {
 fn previous_keys(
     lookup: &impl Fn(&str) -> Option<String>,
 ) -> Result<Vec<(Key, String)>, CryptoError> {
-    let (text, origin, separator) = match (
-        lookup(ENV_PREVIOUS_KEYS),
-        lookup(ENV_PREVIOUS_KEYS_FILE),
-    ) {
-        (Some(_), Some(_)) => {
-            return Err(CryptoError::Config(format!(
-                "both {ENV_PREVIOUS_KEYS} and {ENV_PREVIOUS_KEYS_FILE} are set; set only one of them"
-            )));
-        }
-        (Some(text), None) => (text, ENV_PREVIOUS_KEYS.to_owned(), ','),
-        (None, Some(path)) => (
-            read_key_file(Path::new(&path), ENV_PREVIOUS_KEYS_FILE)?.to_string(),
-            format!("{ENV_PREVIOUS_KEYS_FILE} ({path})"),
-            '\n',
-        ),
-        (None, None) => return Ok(Vec::new()),
+    let Some(secret) = atom_io::secret_from_env(lookup, ENV_PREVIOUS_KEYS, ENV_PREVIOUS_KEYS_FILE)
+        .map_err(|e| CryptoError::Config(e.to_string()))?
+    else {
+        return Ok(Vec::new());
     };
-    let text = zeroize::Zeroizing::new(text);
+    // The variable lists keys by commas; the file one a line.
+    let separator = if secret.origin == ENV_PREVIOUS_KEYS {
+        ','
+    } else {
+        '\n'
+    };
     let mut keys = Vec::new();
-    for (i, item) in text.split(separator).enumerate() {
+    for (i, item) in secret.text.split(separator).enumerate() {
         let item = if separator == '\n' {
             item.trim_end_matches('\r')
         } else {
@@ -168,43 +148,8 @@ fn previous_keys(
         if item.is_empty() || (separator == '\n' && item.starts_with('#')) {
             continue;
         }
-        let where_ = format!("{origin} entry {}", i + 1);
+        let where_ = format!("{} entry {}", secret.origin, i + 1);
         keys.push((parse_key(item, where_.clone())?, where_));
     }
     Ok(keys)
 }
-
-fn read_key_file(path: &Path, variable: &str) -> Result<zeroize::Zeroizing<String>, CryptoError> {
-    let bytes = zeroize::Zeroizing::new(std::fs::read(path).map_err(|e| {
-        CryptoError::Config(format!(
-            "cannot read {variable} {}: {}; check the path and its permissions",
-            path.display(),
-            e.kind()
-        ))
-    })?);
-    warn_if_readable_by_others(path, variable);
-    match std::str::from_utf8(&bytes) {
-        Ok(text) => Ok(zeroize::Zeroizing::new(text.to_owned())),
-        Err(_) => Err(CryptoError::Config(format!(
-            "{variable} {} is not text; a key file holds url-safe base64 keys",
-            path.display()
-        ))),
-    }
-}
-
-#[cfg(unix)]
-fn warn_if_readable_by_others(path: &Path, variable: &str) {
-    use std::os::unix::fs::PermissionsExt as _;
-    if let Ok(meta) = std::fs::metadata(path)
-        && meta.permissions().mode() & 0o077 != 0
-    {
-        tracing::warn!(
-            file = %path.display(),
-            "{variable} is readable by group or others; restrict it with: chmod 600 {}",
-            path.display()
-        );
-    }
-}
-
-#[cfg(not(unix))]
-fn warn_if_readable_by_others(_path: &Path, _variable: &str) {}

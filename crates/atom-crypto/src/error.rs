@@ -96,6 +96,93 @@ pub enum CryptoError {
     NotUtf8,
 }
 
+/// Why a stored value did not open, as a class a caller can act on: the
+/// one vocabulary of every crate (audit events, secrets-file reports,
+/// credential errors). Built from the crypto error, so that callers never
+/// pass its text (or the value) along.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum OpenFailure {
+    /// Plaintext where ciphertext was required.
+    NotSealed,
+    /// Damaged ciphertext: near a token, not a well-formed one.
+    Malformed,
+    /// Sealed under a key that is not in the keyring.
+    UnknownKey,
+    /// Does not authenticate: another key, another context (copied from
+    /// another row or name), or altered.
+    NotAuthentic,
+    /// Older than the allowed maximum age.
+    Expired,
+    /// Its timestamp lies too far in the future.
+    FromTheFuture,
+    /// Decrypts, but not to UTF-8 text.
+    NotUtf8,
+    /// A legacy token while legacy tokens are refused (`ATOM_REFUSE_LEGACY`).
+    LegacyRefused,
+    /// Any other failure.
+    Other,
+}
+
+impl OpenFailure {
+    /// The class of a crypto error.
+    pub fn of(error: &CryptoError) -> OpenFailure {
+        match error {
+            CryptoError::NotSealed => OpenFailure::NotSealed,
+            CryptoError::Malformed(_) => OpenFailure::Malformed,
+            CryptoError::UnknownKeyId { .. } => OpenFailure::UnknownKey,
+            CryptoError::AuthenticationFailed { .. } => OpenFailure::NotAuthentic,
+            CryptoError::Expired { .. } => OpenFailure::Expired,
+            CryptoError::FromTheFuture { .. } => OpenFailure::FromTheFuture,
+            CryptoError::NotUtf8 => OpenFailure::NotUtf8,
+            CryptoError::LegacyRefused => OpenFailure::LegacyRefused,
+            _ => OpenFailure::Other,
+        }
+    }
+
+    /// The snake_case name (as in audit events and JSON reports).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpenFailure::NotSealed => "not_sealed",
+            OpenFailure::Malformed => "malformed",
+            OpenFailure::UnknownKey => "unknown_key",
+            OpenFailure::NotAuthentic => "not_authentic",
+            OpenFailure::Expired => "expired",
+            OpenFailure::FromTheFuture => "from_the_future",
+            OpenFailure::NotUtf8 => "not_utf8",
+            OpenFailure::LegacyRefused => "legacy_refused",
+            OpenFailure::Other => "other",
+        }
+    }
+}
+
+/// What the failure means, for people.
+impl std::fmt::Display for OpenFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            OpenFailure::NotSealed => {
+                "stored in plaintext; it is sealed only on request (rewrap, sealing plaintext)"
+            }
+            OpenFailure::Malformed => {
+                "malformed: damaged ciphertext, near a token but not a well-formed one"
+            }
+            OpenFailure::UnknownKey => "sealed under a key that is not configured",
+            OpenFailure::NotAuthentic => {
+                "does not authenticate: another key, moved from another place, or altered"
+            }
+            OpenFailure::Expired => "older than the allowed maximum age",
+            OpenFailure::FromTheFuture => "timestamp too far in the future",
+            OpenFailure::NotUtf8 => "decrypts but is not UTF-8 text",
+            OpenFailure::LegacyRefused => {
+                "a legacy Fernet token, and legacy tokens are refused (ATOM_REFUSE_LEGACY=1)"
+            }
+            OpenFailure::Other => "does not open",
+        })
+    }
+}
+
 /// The structural class of a stored value, found without decrypting it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]

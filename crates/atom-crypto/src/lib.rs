@@ -24,14 +24,16 @@ mod mac;
 mod stored;
 mod token;
 
-pub use clock::{Clock, FixedClock, SystemClock};
+#[cfg(feature = "test-util")]
+pub use clock::FixedClock;
+pub use clock::{Clock, SystemClock};
 pub use config::{
     ENV_KEY, ENV_KEY_FILE, ENV_PREVIOUS_KEYS, ENV_PREVIOUS_KEYS_FILE, ENV_REFUSE_LEGACY,
     ENV_REQUIRE_ENCRYPTION, Protection, encryption_required_by_env, protection_from,
     protection_from_env,
 };
 pub use context::Context;
-pub use error::{CryptoError, ValueKind};
+pub use error::{CryptoError, OpenFailure, ValueKind};
 pub use key::{Key, KeyId, KeyProblem};
 pub use keyring::{KeyRole, Keyring};
 pub use mac::{MacKey, TAG_LEN};

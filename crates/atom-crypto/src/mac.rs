@@ -66,7 +66,7 @@ impl MacKey {
     /// under one key, useless for guessing the value without the key.
     pub fn fingerprint(&self, value: &[u8]) -> String {
         let tag = self.tag(&[b"fingerprint", value]);
-        tag[..8].iter().map(|b| format!("{b:02x}")).collect()
+        atom_io::hex(&tag[..8])
     }
 }
 

@@ -7,8 +7,9 @@ use std::path::PathBuf;
 
 use atom_audit::Auditor;
 use atom_credentials::{CredentialStore, DatabaseUrl, StoreConfig};
+use atom_crypto::OpenFailure;
 use atom_crypto::{Key, Keyring, Protection};
-use atom_secrets_file::{FailureClass, SecretsDir};
+use atom_secrets_file::SecretsDir;
 use indicatif::ProgressBar;
 use serde::Serialize;
 
@@ -293,7 +294,7 @@ impl Sources {
                     provider: None,
                     reason: class.to_string(),
                 };
-                if class == FailureClass::Plaintext {
+                if class == OpenFailure::NotSealed {
                     planned.plaintext.push(value.clone());
                     if seal_plaintext {
                         planned.opened += 1;
@@ -329,7 +330,7 @@ impl Sources {
                     provider: Some(f.provider),
                     reason: f.message,
                 };
-                if f.reason == atom_audit::DecryptFailure::NotSealed {
+                if f.reason == atom_crypto::OpenFailure::NotSealed {
                     planned.plaintext.push(value.clone());
                 }
                 planned.bad.push(value);

@@ -9,8 +9,6 @@
 //! Keys are files because a running app cannot have its environment
 //! edited: an app that reloads (or restarts) reads the new files.
 
-use std::fs::File;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use atom_crypto::{ENV_KEY_FILE, ENV_PREVIOUS_KEYS_FILE, Key, KeyId};
@@ -278,48 +276,21 @@ fn read_text(path: &Path) -> Result<Zeroizing<String>, Error> {
 }
 
 pub(crate) fn parent_dir(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
-    }
+    atom_io::parent_dir(path)
 }
 
-/// Replaces `target` with `bytes`: a temp file in the same directory (mode
-/// 0600), fsync, rename, fsync of the directory. A crash leaves the old or
-/// the new file, never a torn one.
+/// Replaces `target` with `bytes` atomically (atom-io: temp file of mode
+/// 0600 in the same directory, fsync, rename, fsync of the directory). A
+/// crash leaves the old or the new file, never a torn one.
 pub(crate) fn write_atomically(target: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let dir = parent_dir(target);
-    let failed = |step: &str, e: std::io::Error| {
+    atom_io::write_atomically(target, bytes).map_err(|e| {
         Error::Failed(format!(
-            "could not {step} for {}: {e}; the previous file is unchanged",
-            target.display()
+            "{e}; {}",
+            if e.step == atom_io::WriteStep::SyncDir {
+                "the file was replaced but may not survive a power loss; run the command again"
+            } else {
+                "the previous file is unchanged"
+            }
         ))
-    };
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let prefix = format!(".{name}.");
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(&prefix).suffix(".tmp");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        builder.permissions(std::fs::Permissions::from_mode(0o600));
-    }
-    let mut temp = builder
-        .tempfile_in(&dir)
-        .map_err(|e| failed("create a temp file", e))?;
-    temp.write_all(bytes).map_err(|e| failed("write", e))?;
-    temp.as_file().sync_all().map_err(|e| failed("fsync", e))?;
-    temp.persist(target)
-        .map_err(|e| failed("rename the temp file", e.error))?;
-    #[cfg(unix)]
-    File::open(&dir).and_then(|d| d.sync_all()).map_err(|e| {
-        Error::Failed(format!(
-            "{} was replaced but its directory could not be synced ({e}); run the command again",
-            target.display()
-        ))
-    })?;
-    Ok(())
+    })
 }

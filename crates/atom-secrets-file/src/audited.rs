@@ -14,7 +14,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use atom_audit::{Action, Auditor, DecryptFailure, Fingerprinter, Outcome, Subject};
+use atom_audit::{Action, Auditor, Fingerprinter, Outcome, Subject};
+use atom_crypto::OpenFailure;
 use atom_crypto::{ExposeSecret as _, KeyId, Keyring, SecretString};
 
 use crate::dir::SecretsDir;
@@ -25,7 +26,8 @@ use crate::migrate::MigrateReport;
 use crate::rewrap::RewrapReport;
 use crate::rollback::RollbackReport;
 use crate::shred::{ShredOptions, ShredReport};
-use crate::verify::{FailureClass, VerifyReport};
+
+use crate::verify::VerifyReport;
 
 /// A [`SecretsDir`] whose every access is audited.
 #[derive(Debug, Clone)]
@@ -302,15 +304,15 @@ fn shown(path: &Path) -> String {
     path.display().to_string()
 }
 
-fn decrypt_failure(class: FailureClass) -> DecryptFailure {
+fn decrypt_failure(class: OpenFailure) -> OpenFailure {
     match class {
-        FailureClass::Plaintext => DecryptFailure::NotSealed,
-        FailureClass::Malformed => DecryptFailure::Malformed,
-        FailureClass::UnknownKey => DecryptFailure::UnknownKey,
-        FailureClass::AuthenticationFailed => DecryptFailure::NotAuthentic,
-        FailureClass::Expired => DecryptFailure::Expired,
-        FailureClass::FromTheFuture => DecryptFailure::FromTheFuture,
-        FailureClass::NotUtf8 => DecryptFailure::NotUtf8,
-        _ => DecryptFailure::Other,
+        OpenFailure::NotSealed => OpenFailure::NotSealed,
+        OpenFailure::Malformed => OpenFailure::Malformed,
+        OpenFailure::UnknownKey => OpenFailure::UnknownKey,
+        OpenFailure::NotAuthentic => OpenFailure::NotAuthentic,
+        OpenFailure::Expired => OpenFailure::Expired,
+        OpenFailure::FromTheFuture => OpenFailure::FromTheFuture,
+        OpenFailure::NotUtf8 => OpenFailure::NotUtf8,
+        _ => OpenFailure::Other,
     }
 }

@@ -58,14 +58,16 @@ impl SecretsDir {
         protection: &'k Protection,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<std::result::Result<&'k atom_crypto::Keyring, AutoMigration>> {
-        match lookup(ENV_AUTO_MIGRATE).as_deref().map(str::trim) {
-            None | Some("") | Some("1") | Some("true") => {}
-            Some("0") | Some("false") => return Ok(Err(AutoMigration::Disabled)),
-            Some(_) => {
-                return Err(Error::BadSetting {
+        // On unless set to 0 or false.
+        let set = lookup(ENV_AUTO_MIGRATE).is_some_and(|v| !v.trim().is_empty());
+        if set
+            && !atom_io::flag_from_env(&lookup, ENV_AUTO_MIGRATE).map_err(|_| {
+                Error::BadSetting {
                     variable: ENV_AUTO_MIGRATE,
-                });
-            }
+                }
+            })?
+        {
+            return Ok(Err(AutoMigration::Disabled));
         }
         let Some(keyring) = protection.keyring() else {
             return Ok(Err(AutoMigration::NoKey));

@@ -3,9 +3,8 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use crate::atomic::{self, AtomicWriter, WriteHook};
+use crate::atomic::{self, AtomicWriter};
 use crate::error::{Error, Result};
 use crate::lock::WriteLock;
 use crate::parse::{self, Entries};
@@ -71,9 +70,10 @@ impl SecretsDir {
     }
 
     /// Installs a hook called before every step of every file write (for
-    /// crash-safety tests; see [`WriteHook`]).
-    pub fn with_write_hook(mut self, hook: Arc<dyn WriteHook>) -> SecretsDir {
-        self.writer = AtomicWriter::new(Some(hook));
+    /// crash-safety tests; see [`atom_io::WriteHook`]).
+    #[cfg(feature = "test-util")]
+    pub fn with_write_hook(mut self, hook: std::sync::Arc<dyn atom_io::WriteHook>) -> SecretsDir {
+        self.writer = AtomicWriter::with_hook(hook);
         self
     }
 
@@ -164,7 +164,7 @@ impl SecretsDir {
     /// Atomically replaces `path` with `entries` (see [`render`]).
     pub(crate) fn write_entries(&self, path: &Path, entries: &Entries) -> Result<()> {
         let bytes = render(entries).map_err(|e| Error::io(path, "render", e))?;
-        self.writer.write(path, &bytes)
+        Ok(self.writer.write(path, &bytes)?)
     }
 
     /// Atomically replaces `path` with the file whose entries `parts` hold,
@@ -181,12 +181,12 @@ impl SecretsDir {
             any = true;
         }
         slices.push(if any { b"\n}\n" } else { b"}\n" });
-        self.writer.write_parts(path, &slices)
+        Ok(self.writer.write_parts(path, &slices)?)
     }
 
     /// Atomically replaces `path` with `bytes`.
     pub(crate) fn write_bytes(&self, path: &Path, bytes: &[u8]) -> Result<()> {
-        self.writer.write(path, bytes)
+        Ok(self.writer.write(path, bytes)?)
     }
 }
 

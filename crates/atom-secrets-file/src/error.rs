@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use atom_crypto::CryptoError;
 
-use crate::verify::FailureClass;
+use atom_crypto::OpenFailure;
 
 /// What went wrong with a secrets file. Every message names the file (or
 /// the entry), the problem and the next step.
@@ -131,7 +131,7 @@ pub enum Error {
         /// The file.
         path: PathBuf,
         /// Each failing name with its reason class.
-        failures: Vec<(String, FailureClass)>,
+        failures: Vec<(String, OpenFailure)>,
     },
 
     /// A rewrap found plaintext values while sealing plaintext was not
@@ -325,7 +325,7 @@ fn describe_lost(only: &[String], differing: &[String]) -> String {
     }
 }
 
-fn describe_failures(failures: &[(String, FailureClass)]) -> String {
+fn describe_failures(failures: &[(String, OpenFailure)]) -> String {
     let mut out = format!("{} value(s) do not open: ", failures.len());
     for (i, (name, class)) in failures.iter().take(SHOWN).enumerate() {
         if i > 0 {

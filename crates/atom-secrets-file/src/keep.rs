@@ -36,6 +36,6 @@ pub(crate) fn keep_aside(path: &Path) -> Result<PathBuf> {
 
 fn copy_aside(path: &Path, kept: &Path) -> Result<PathBuf> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, "read", e))?;
-    crate::atomic::AtomicWriter::default().write(kept, &bytes)?;
+    atom_io::write_atomically(kept, &bytes)?;
     Ok(kept.to_owned())
 }

@@ -14,8 +14,8 @@
 //! # Safety of the files
 //! - Every write replaces the file atomically: a temp file in the same
 //!   directory, fsync, rename, fsync of the directory, mode 0600. A crash
-//!   leaves the old or the new file, never a torn one. [`WriteHook`] lets
-//!   tests fail any [`WriteStep`].
+//!   leaves the old or the new file, never a torn one. A write hook (the
+//!   `test-util` feature) lets tests fail any step.
 //! - Writers are serialized by an advisory lock on `secrets.enc.lock`;
 //!   readers need none.
 //! - Every operation reads and checks everything before it writes: bad input
@@ -54,7 +54,8 @@ mod shred;
 mod status;
 mod verify;
 
-pub use atomic::{WriteHook, WriteStep};
+#[cfg(feature = "test-util")]
+pub use atom_io::{WriteHook, WriteStep};
 pub use audited::AuditedSecrets;
 pub use auto::{AutoMigration, ENV_AUTO_MIGRATE};
 pub use dir::{
@@ -70,4 +71,4 @@ pub use rollback::RollbackReport;
 pub use seal::SealForm;
 pub use shred::{ShredOptions, ShredReport};
 pub use status::{KeyUse, NestedCounts, Status};
-pub use verify::{EntryCheck, FailureClass, NameCheck, VerifyReport};
+pub use verify::{EntryCheck, NameCheck, VerifyReport};

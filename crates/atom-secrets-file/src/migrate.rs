@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::keep::keep_aside;
 use crate::parse::{self, Entries};
 use crate::seal::{self, SealForm};
-use crate::verify::FailureClass;
+use atom_crypto::OpenFailure;
 
 /// What `migrate` did. Names and counts only, never values.
 #[derive(Debug, Clone, Serialize)]
@@ -57,9 +57,9 @@ enum Plan {
     /// `secrets.enc` has another value under this name.
     Differs,
     /// A value of `secrets.json` that looks sealed does not open.
-    PlainFails(FailureClass),
+    PlainFails(OpenFailure),
     /// A value of `secrets.enc` does not open.
-    EncryptedFails(FailureClass),
+    EncryptedFails(OpenFailure),
 }
 
 /// Entries per share below which one thread plans and renders them all.

@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::dir::SecretsDir;
 use crate::error::{Error, Result};
 use crate::seal;
-use crate::verify::FailureClass;
+use atom_crypto::OpenFailure;
 
 /// What `rewrap` did. Names, counts and key ids only.
 #[derive(Debug, Clone, Serialize)]
@@ -43,7 +43,7 @@ enum Outcome {
     Current,
     NotSecret,
     Rewrapped(Classification),
-    Failed(FailureClass),
+    Failed(OpenFailure),
 }
 
 impl SecretsDir {
@@ -67,14 +67,14 @@ impl SecretsDir {
             let mut out = Vec::new();
             seal::leaves_mut(name, value, &mut |leaf, text| {
                 let outcome = match classify(text) {
-                    Err(e) => Outcome::Failed(FailureClass::of(&e)),
+                    Err(e) => Outcome::Failed(OpenFailure::of(&e)),
                     Ok(class) => match keyring.rewrap(&leaf.context, text, seal_plaintext) {
                         Ok(None) => Outcome::Current,
                         Ok(Some(stored)) => {
                             *text = stored.into_string();
                             Outcome::Rewrapped(class)
                         }
-                        Err(e) => Outcome::Failed(FailureClass::of(&e)),
+                        Err(e) => Outcome::Failed(OpenFailure::of(&e)),
                     },
                 };
                 out.push((Some(leaf.path), outcome));
@@ -122,7 +122,7 @@ impl SecretsDir {
         drop(items);
         let (plaintext, failures): (Vec<_>, Vec<_>) = failures
             .into_iter()
-            .partition(|(_, class)| *class == FailureClass::Plaintext);
+            .partition(|(_, class)| *class == OpenFailure::NotSealed);
         if !failures.is_empty() {
             return Err(Error::DoNotOpen { path, failures });
         }

@@ -4,7 +4,7 @@
 use atom_crypto::{Classification, Context, ExposeSecret as _, Keyring, SecretString, classify};
 use serde_json::Value;
 
-use crate::verify::FailureClass;
+use atom_crypto::OpenFailure;
 
 /// The form in which new string values are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -33,10 +33,10 @@ pub(crate) fn open(
     keyring: &Keyring,
     name: &str,
     stored: &str,
-) -> Result<SecretString, FailureClass> {
+) -> Result<SecretString, OpenFailure> {
     keyring
         .open(&Context::secret(name), stored)
-        .map_err(|e| FailureClass::of(&e))
+        .map_err(|e| OpenFailure::of(&e))
 }
 
 /// Below this many items the cost of threads is not worth it.
@@ -211,7 +211,7 @@ pub(crate) fn open_value(
     name: &str,
     value: &Value,
     plaintext_ok: bool,
-) -> Result<Value, Vec<(String, FailureClass)>> {
+) -> Result<Value, Vec<(String, OpenFailure)>> {
     let mut out = value.clone();
     let mut failures = Vec::new();
     leaves_mut(name, &mut out, &mut |leaf, text| {
@@ -220,7 +220,7 @@ pub(crate) fn open_value(
         }
         match keyring.open(&leaf.context, text) {
             Ok(secret) => *text = secret.expose_secret().to_owned(),
-            Err(e) => failures.push((leaf.path, FailureClass::of(&e))),
+            Err(e) => failures.push((leaf.path, OpenFailure::of(&e))),
         }
     });
     if failures.is_empty() {

@@ -1,93 +1,14 @@
 //! `verify`: open every value of `secrets.enc` and report per name, without
 //! values.
 
-use std::fmt;
 use std::path::PathBuf;
 
-use atom_crypto::{Classification, CryptoError, Keyring, classify};
+use atom_crypto::{Classification, Keyring, OpenFailure, classify};
 use serde::Serialize;
 
 use crate::dir::SecretsDir;
 use crate::error::{Error, Result};
 use crate::seal;
-
-/// Why a value does not open, as a class a caller can act on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum FailureClass {
-    /// A string value of `secrets.enc` is not sealed (rewrap seals it).
-    Plaintext,
-    /// It claims to be sealed but is not well formed.
-    Malformed,
-    /// Sealed under a key that is not configured.
-    UnknownKey,
-    /// Does not authenticate: another key, another name (moved), or altered.
-    AuthenticationFailed,
-    /// Older than the configured maximum age.
-    Expired,
-    /// Timestamp too far in the future.
-    FromTheFuture,
-    /// Decrypts, but not to UTF-8 text.
-    NotUtf8,
-    /// A legacy Fernet token while legacy tokens are refused
-    /// (`ATOM_REFUSE_LEGACY=1`).
-    LegacyRefused,
-    /// Another problem reported by atom-crypto.
-    Other,
-}
-
-impl FailureClass {
-    /// The class of an error from opening a value.
-    pub fn of(error: &CryptoError) -> FailureClass {
-        match error {
-            CryptoError::NotSealed => FailureClass::Plaintext,
-            CryptoError::Malformed(_) => FailureClass::Malformed,
-            CryptoError::UnknownKeyId { .. } => FailureClass::UnknownKey,
-            CryptoError::AuthenticationFailed { .. } => FailureClass::AuthenticationFailed,
-            CryptoError::Expired { .. } => FailureClass::Expired,
-            CryptoError::FromTheFuture { .. } => FailureClass::FromTheFuture,
-            CryptoError::NotUtf8 => FailureClass::NotUtf8,
-            CryptoError::LegacyRefused => FailureClass::LegacyRefused,
-            _ => FailureClass::Other,
-        }
-    }
-
-    /// A short snake_case name for machine-readable output.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FailureClass::Plaintext => "plaintext",
-            FailureClass::Malformed => "malformed",
-            FailureClass::UnknownKey => "unknown_key",
-            FailureClass::AuthenticationFailed => "authentication_failed",
-            FailureClass::Expired => "expired",
-            FailureClass::FromTheFuture => "from_the_future",
-            FailureClass::NotUtf8 => "not_utf8",
-            FailureClass::LegacyRefused => "legacy_refused",
-            FailureClass::Other => "other",
-        }
-    }
-}
-
-impl fmt::Display for FailureClass {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            FailureClass::Plaintext => "stored in plaintext; rewrap seals it",
-            FailureClass::Malformed => "looks sealed but is malformed",
-            FailureClass::UnknownKey => "sealed under a key that is not configured",
-            FailureClass::AuthenticationFailed => {
-                "does not authenticate: another key, moved from another name, or altered"
-            }
-            FailureClass::Expired => "older than the allowed maximum age",
-            FailureClass::FromTheFuture => "timestamp too far in the future",
-            FailureClass::NotUtf8 => "decrypts but is not UTF-8 text",
-            FailureClass::LegacyRefused => {
-                "a legacy Fernet token, and legacy tokens are refused (ATOM_REFUSE_LEGACY=1); rewrap it with that setting off"
-            }
-            FailureClass::Other => "does not open",
-        })
-    }
-}
 
 /// The result of checking one entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -104,7 +25,7 @@ pub enum EntryCheck {
     /// The value does not open.
     Failed {
         /// Why.
-        reason: FailureClass,
+        reason: OpenFailure,
     },
     /// Not a string (numbers, booleans, null, objects, arrays are stored as
     /// they are and not checked).
@@ -147,7 +68,7 @@ impl VerifyReport {
     }
 
     /// The names that fail, with why.
-    pub fn failures(&self) -> impl Iterator<Item = (&str, FailureClass)> {
+    pub fn failures(&self) -> impl Iterator<Item = (&str, OpenFailure)> {
         self.entries.iter().filter_map(|e| match e.check {
             EntryCheck::Failed { reason } => Some((e.name.as_str(), reason)),
             _ => None,
@@ -202,7 +123,7 @@ impl SecretsDir {
 fn check_value(keyring: &Keyring, context: &atom_crypto::Context, stored: &str) -> EntryCheck {
     if let Err(e) = keyring.open(context, stored) {
         return EntryCheck::Failed {
-            reason: FailureClass::of(&e),
+            reason: OpenFailure::of(&e),
         };
     }
     match classify(stored) {

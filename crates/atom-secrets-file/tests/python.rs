@@ -4,8 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
+use atom_crypto::OpenFailure;
 use atom_crypto::{Key, Keyring};
-use atom_secrets_file::{Error, FailureClass, SealForm, SecretsDir};
+use atom_secrets_file::{Error, SealForm, SecretsDir};
 
 use crate::common::{assert_same, opened, read_json, snapshot, temp};
 
@@ -51,10 +52,10 @@ fn python_original_files_are_read_verified_rewrapped_and_rolled_back() {
     // name, never passed as sealed.
     let report = dir.verify(&ring).expect("verify");
     assert_eq!(report.ok_count(), STRINGS);
-    let failed: Vec<(&str, FailureClass)> = report.failures().collect();
+    let failed: Vec<(&str, OpenFailure)> = report.failures().collect();
     assert_eq!(
         failed,
-        NESTED.map(|p| (p, FailureClass::Plaintext)).to_vec(),
+        NESTED.map(|p| (p, OpenFailure::NotSealed)).to_vec(),
         "{report:?}"
     );
 

@@ -86,7 +86,7 @@ impl JwtKeys {
     pub fn new(secret: &[u8]) -> Result<JwtKeys, String> {
         if secret.len() < MIN_SECRET_LEN {
             return Err(format!(
-                "the JWT secret is {} bytes; HS256 needs at least {MIN_SECRET_LEN}. Make one with: atom key generate --quiet",
+                "the JWT secret is {} bytes; HS256 needs at least {MIN_SECRET_LEN} random bytes",
                 secret.len()
             ));
         }
@@ -109,23 +109,17 @@ impl JwtKeys {
     /// agree without setup. Without `development` (production settings),
     /// a missing secret is an error.
     pub fn from_env_or_file(default_file: &Path, development: bool) -> Result<JwtKeys, String> {
-        let text = match (
-            std::env::var(ENV_JWT_SECRET).ok(),
-            std::env::var(ENV_JWT_SECRET_FILE).ok(),
-        ) {
-            (Some(_), Some(_)) => {
+        let lookup = |name: &str| std::env::var(name).ok();
+        let text = match atom_io::secret_from_env(&lookup, ENV_JWT_SECRET, ENV_JWT_SECRET_FILE)
+            .map_err(|e| e.to_string())?
+        {
+            Some(secret) => secret.text,
+            None if !development => {
                 return Err(format!(
-                    "both {ENV_JWT_SECRET} and {ENV_JWT_SECRET_FILE} are set; set only one"
+                    "{ENV_JWT_SECRET} (or {ENV_JWT_SECRET_FILE}) is not set, and production settings (ATOM_REQUIRE_ENCRYPTION) allow no development secret; set it to 32 or more random bytes"
                 ));
             }
-            (Some(text), None) => text,
-            (None, Some(path)) => read_secret(Path::new(&path))?,
-            (None, None) if !development => {
-                return Err(format!(
-                    "{ENV_JWT_SECRET} (or {ENV_JWT_SECRET_FILE}) is not set, and production settings (ATOM_REQUIRE_ENCRYPTION) allow no development secret; set it to 32+ random bytes, e.g. from: atom key generate --quiet"
-                ));
-            }
-            (None, None) => {
+            None => {
                 if !default_file.exists() {
                     write_new_secret(default_file)?;
                 }
@@ -133,7 +127,15 @@ impl JwtKeys {
                     file = %default_file.display(),
                     "no {ENV_JWT_SECRET} set: using the development JWT secret file; anyone who can read it can mint tokens. Set {ENV_JWT_SECRET} or {ENV_JWT_SECRET_FILE} in production"
                 );
-                read_secret(default_file)?
+                let path = default_file.display().to_string();
+                atom_io::secret_from_env(
+                    &|name: &str| (name == ENV_JWT_SECRET_FILE).then(|| path.clone()),
+                    ENV_JWT_SECRET,
+                    ENV_JWT_SECRET_FILE,
+                )
+                .map_err(|e| e.to_string())?
+                .map(|s| s.text)
+                .unwrap_or_default()
             }
         };
         JwtKeys::new(text.trim_end_matches(['\n', '\r']).as_bytes())
@@ -203,16 +205,6 @@ fn describe(kind: &jsonwebtoken::errors::ErrorKind) -> String {
     }
 }
 
-fn read_secret(path: &Path) -> Result<String, String> {
-    std::fs::read_to_string(path).map_err(|e| {
-        format!(
-            "cannot read the JWT secret file {}: {}; check the path and permissions",
-            path.display(),
-            e.kind()
-        )
-    })
-}
-
 fn write_new_secret(path: &Path) -> Result<(), String> {
     use std::io::Write as _;
     let secret = random_secret()?;
@@ -240,5 +232,5 @@ fn random_secret() -> Result<String, String> {
     let mut bytes = [0u8; 32];
     getrandom::getrandom(&mut bytes)
         .map_err(|_| "the operating system's random generator is unavailable".to_owned())?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(atom_io::hex(&bytes))
 }

@@ -1,6 +1,6 @@
 //! Re-sealing a batch of rows in memory, spread over the CPU cores.
 
-use atom_audit::DecryptFailure;
+use atom_crypto::OpenFailure;
 use atom_crypto::{Context, Keyring};
 
 use crate::provider::Provider;
@@ -22,7 +22,7 @@ pub(super) enum Verdict {
     /// stale. Swap the token for itself, which sets the key id.
     FixKeyId,
     /// Cannot be rewrapped.
-    Fail(DecryptFailure, String),
+    Fail(OpenFailure, String),
 }
 
 /// Rows a parallel job takes at least.
@@ -42,12 +42,12 @@ pub(super) fn rewrap_rows(keyring: &Keyring, rows: &[Row], seal_plaintext: bool)
 
 fn verdict(keyring: &Keyring, row: &Row, seal_plaintext: bool) -> Verdict {
     if let Err(e) = UserId::parse(&row.user).and_then(|_| Provider::parse(&row.provider)) {
-        return Verdict::Fail(DecryptFailure::Other, e.to_string());
+        return Verdict::Fail(OpenFailure::Other, e.to_string());
     }
     let context = Context::credential(&row.user, &row.provider);
     match keyring.rewrap(&context, &row.token, seal_plaintext) {
         Ok(Some(sealed)) => Verdict::Swap(sealed.into_string()),
         Ok(None) => Verdict::FixKeyId,
-        Err(e) => Verdict::Fail(DecryptFailure::of(&e), e.to_string()),
+        Err(e) => Verdict::Fail(OpenFailure::of(&e), e.to_string()),
     }
 }

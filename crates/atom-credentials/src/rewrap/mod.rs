@@ -24,8 +24,9 @@ mod batch;
 mod crypto;
 mod swap_sql;
 
-use atom_audit::{Action, DecryptFailure};
+use atom_audit::Action;
 use atom_crypto::Keyring;
+use atom_crypto::OpenFailure;
 use sea_orm::{ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect};
 
 use crate::entity;
@@ -165,7 +166,7 @@ pub struct RewrapFailure {
     /// Its provider.
     pub provider: String,
     /// The class of failure, as audited.
-    pub reason: DecryptFailure,
+    pub reason: OpenFailure,
     /// What went wrong, for the operator.
     pub message: String,
 }
