@@ -2,10 +2,8 @@
 //! (`GET /api/security/configuration`, `atom status`), with key ids and
 //! credential counts added. Never a key or a value.
 
-use std::collections::BTreeMap;
-
 use atom_credentials::CredentialStore;
-use atom_crypto::Protection;
+use atom_crypto::{KeyCount, KeyId, KeyRole, Protection};
 use atom_secrets_file::SecretsDir;
 use serde::Serialize;
 
@@ -29,8 +27,10 @@ pub struct SecurityConfiguration {
     pub malformed_secrets: usize,
     /// The primary key's id and the decrypt-only ones: ids only.
     pub keys: Vec<KeyEntry>,
-    /// Secrets-file entries per key id (`legacy` for bare Fernet tokens).
-    pub secrets_by_key: BTreeMap<String, usize>,
+    /// Secrets-file values per key, with its role.
+    pub secrets_by_key: Vec<KeyCount>,
+    /// Legacy (bare Fernet) values of the secrets file.
+    pub secrets_legacy: usize,
     /// Credential counts; `null` when the credential database does not
     /// exist yet.
     pub credentials: Option<CredentialCounts>,
@@ -40,9 +40,9 @@ pub struct SecurityConfiguration {
 #[derive(Debug, Clone, Serialize)]
 pub struct KeyEntry {
     /// The key id.
-    pub id: String,
-    /// `primary` or `decrypt-only`.
-    pub role: String,
+    pub id: KeyId,
+    /// `primary` or `decrypt_only`.
+    pub role: KeyRole,
 }
 
 /// Credential rows by form.
@@ -50,8 +50,8 @@ pub struct KeyEntry {
 pub struct CredentialCounts {
     /// All rows.
     pub total: u64,
-    /// Rows per key id.
-    pub by_key: BTreeMap<String, u64>,
+    /// Rows per key, with its role.
+    pub by_key: Vec<KeyCount>,
     /// Bare Fernet rows (the Python original's).
     pub legacy: u64,
     /// Plaintext rows (development mode).
@@ -76,10 +76,6 @@ pub async fn security_configuration(
         Some(store) => Some(store.status().await?),
         None => None,
     };
-    let mut secrets_by_key = status.by_key_id.clone();
-    if status.legacy_secrets > 0 {
-        secrets_by_key.insert("legacy".to_owned(), status.legacy_secrets);
-    }
     Ok(SecurityConfiguration {
         encryption_enabled: keyring.is_some(),
         encryption_key_configured: keyring.is_some(),
@@ -94,21 +90,15 @@ pub async fn security_configuration(
         keys: keyring
             .map(|ring| {
                 ring.key_ids()
-                    .map(|(id, role)| KeyEntry {
-                        id: id.to_string(),
-                        role: role.to_string(),
-                    })
+                    .map(|(id, role)| KeyEntry { id, role })
                     .collect()
             })
             .unwrap_or_default(),
-        secrets_by_key,
+        secrets_by_key: status.by_key.clone(),
+        secrets_legacy: status.legacy_secrets,
         credentials: counts.map(|counts| CredentialCounts {
             total: counts.total,
-            by_key: counts
-                .by_key
-                .iter()
-                .map(|k| (k.key_id.to_string(), k.rows))
-                .collect(),
+            by_key: counts.by_key.clone(),
             legacy: counts.legacy,
             plaintext: counts.plaintext,
             malformed: counts.malformed,

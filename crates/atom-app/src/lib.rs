@@ -15,6 +15,7 @@
 mod configuration;
 mod documents;
 mod error;
+pub mod hints;
 mod rotation;
 mod setup;
 

@@ -11,12 +11,12 @@ use atom_crypto::{KeyId, KeyProblem};
 pub enum AuditError {
     /// Neither `ATOM_AUDIT_KEY` nor `ATOM_AUDIT_KEY_FILE` is set.
     #[error(
-        "no audit key is configured; set ATOM_AUDIT_KEY (or ATOM_AUDIT_KEY_FILE) to a key made with: atom key generate (use a different key than ENCRYPTION_KEY)"
+        "no audit key is configured; set ATOM_AUDIT_KEY (or ATOM_AUDIT_KEY_FILE) to a key of its own (never an encryption key)"
     )]
     NoAuditKey,
 
     /// The configured audit key does not parse.
-    #[error("{source_name} {problem}. Generate an audit key with: atom key generate")]
+    #[error("{source_name} {problem}")]
     BadAuditKey {
         /// Where the key came from, e.g. `ATOM_AUDIT_KEY`; never its value.
         source_name: String,
@@ -43,7 +43,7 @@ pub enum AuditError {
     /// An event could not be appended (disk full, I/O error). The audited
     /// operation must not proceed.
     #[error(
-        "cannot append to audit log {path}: {source}; the operation was refused because auditing is fail-closed. Free disk space or repair the file system, then restart the service and check the log with: atom audit verify {path}"
+        "cannot append to audit log {path}: {source}; the operation was refused because auditing is fail-closed. Free disk space or repair the file system, then restart the service and verify the log"
     )]
     Write {
         /// The log file.
@@ -65,7 +65,7 @@ pub enum AuditError {
     /// An earlier append failed, so the end of the file is uncertain; the
     /// sink refuses every further event rather than extend a broken chain.
     #[error(
-        "audit log {path} refuses events after an earlier write failed; restart the service after fixing the cause, and check the log with: atom audit verify {path}"
+        "audit log {path} refuses events after an earlier write failed; restart the service after fixing the cause, and verify the log"
     )]
     Poisoned {
         /// The log file.
@@ -74,7 +74,7 @@ pub enum AuditError {
 
     /// The existing log cannot be continued (its end is cut or damaged).
     #[error(
-        "audit log {path} cannot be continued: {problem}. Keep the file as evidence, inspect it with: atom audit verify {path}, and start a new log file"
+        "audit log {path} cannot be continued: {problem}. Keep the file as evidence, verify it, and start a new log file"
     )]
     Damaged {
         /// The log file.

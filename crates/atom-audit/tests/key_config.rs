@@ -37,7 +37,8 @@ fn the_key_is_read_from_the_variable_or_the_file() {
 fn a_missing_doubled_or_bad_key_is_an_error_that_says_what_to_do() {
     let error = audit_key_from(env(&[])).unwrap_err();
     assert!(matches!(error, AuditError::NoAuditKey));
-    assert!(error.to_string().contains("atom key generate"));
+    assert!(error.to_string().contains("ATOM_AUDIT_KEY"));
+    assert!(error.to_string().contains("never an encryption key"));
 
     let error = audit_key_from(env(&[
         (ENV_AUDIT_KEY, "x".into()),

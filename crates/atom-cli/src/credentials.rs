@@ -105,7 +105,16 @@ pub(crate) async fn run(cmd: CredentialsCommand, args: &GlobalArgs) -> anyhow::R
         CredentialsCommand::Get { user, provider } => {
             let (user, provider) = ids(&user, &provider)?;
             let token = store.get(&user, &provider).await?;
-            println!("{}", token.expose_secret());
+            if args.json {
+                // The shape of the HTTP API's answer.
+                print_json(&json!({
+                    "user": user.as_str(),
+                    "provider": provider.as_str(),
+                    "token": token.expose_secret(),
+                }))?;
+            } else {
+                println!("{}", token.expose_secret());
+            }
             ExitCode::SUCCESS
         }
         CredentialsCommand::List { user } => {
@@ -128,7 +137,13 @@ pub(crate) async fn run(cmd: CredentialsCommand, args: &GlobalArgs) -> anyhow::R
         CredentialsCommand::Delete { user, provider } => {
             let (user, provider) = ids(&user, &provider)?;
             if store.delete(&user, &provider).await? {
-                println!("deleted {provider} for {user}");
+                if args.json {
+                    print_json(
+                        &json!({ "user": user.as_str(), "provider": provider.as_str(), "deleted": true }),
+                    )?;
+                } else {
+                    println!("deleted {provider} for {user}");
+                }
                 ExitCode::SUCCESS
             } else {
                 eprintln!("error: no credential is stored for user {user} and provider {provider}");
@@ -252,14 +267,9 @@ pub(crate) async fn run(cmd: CredentialsCommand, args: &GlobalArgs) -> anyhow::R
         }
         CredentialsCommand::Status => {
             let status = store.status().await?;
-            let by_key: Vec<_> = status
-                .by_key
-                .iter()
-                .map(|k| json!({ "key_id": k.key_id.to_string(), "role": k.role.map(|r| r.to_string()), "rows": k.rows }))
-                .collect();
             let doc = json!({
                 "total": status.total,
-                "by_key": by_key,
+                "by_key": status.by_key,
                 "legacy": status.legacy,
                 "plaintext": status.plaintext,
                 "malformed": status.malformed,

@@ -180,7 +180,13 @@ fn list(files: &KeyFileArgs, args: &GlobalArgs) -> Result<ExitCode> {
     let entries: Vec<(String, &'static str, String)> = match files.key_files()? {
         Some(files) => atom_rotation::list_keys(&files)?
             .into_iter()
-            .map(|e| (e.key_id, e.standing.as_str(), e.file.display().to_string()))
+            .map(|e| {
+                (
+                    e.key_id.to_string(),
+                    e.standing.as_str(),
+                    e.file.display().to_string(),
+                )
+            })
             .collect(),
         // Keys in environment variables: no retired-keys file.
         None => match args.protection()?.keyring() {

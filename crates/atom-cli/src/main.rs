@@ -25,17 +25,16 @@ pub(crate) mod exit {
     /// The exit code of an error: 3 when stored values do not open (or are
     /// plaintext where a key is configured), 1 otherwise.
     pub(crate) fn code_of(err: &anyhow::Error) -> u8 {
+        use atom_credentials::CredentialError as C;
         use atom_secrets_file::Error as S;
-        let values = err.chain().any(|e| {
+        let causes = atom_app::hints::causes(err.as_ref());
+        let values = causes.iter().any(|e| {
             matches!(
                 e.downcast_ref::<S>(),
                 Some(S::DoNotOpen { .. } | S::PlaintextNotSealed { .. })
             ) || matches!(
-                e.downcast_ref::<atom_credentials::CredentialError>(),
-                Some(
-                    atom_credentials::CredentialError::DecryptionFailed { .. }
-                        | atom_credentials::CredentialError::PlaintextRefused { .. }
-                )
+                e.downcast_ref::<C>(),
+                Some(C::DecryptionFailed { .. } | C::PlaintextRefused { .. })
             )
         });
         if values {
@@ -43,14 +42,11 @@ pub(crate) mod exit {
         }
         // Rotation and key-file errors carry their documented code (2 for
         // usage).
-        err.chain()
+        causes
+            .iter()
             .find_map(|e| {
                 e.downcast_ref::<atom_rotation::Error>()
                     .map(atom_rotation::Error::exit_code)
-                    .or_else(|| match e.downcast_ref::<atom_app::Error>() {
-                        Some(atom_app::Error::Rotation(r)) => Some(r.exit_code()),
-                        _ => None,
-                    })
             })
             .unwrap_or(FAILURE)
     }
@@ -111,6 +107,9 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
+            if let Some(hint) = atom_app::hints::hint(err.as_ref()) {
+                eprintln!("hint: {hint}");
+            }
             ExitCode::from(exit::code_of(&err))
         }
     }

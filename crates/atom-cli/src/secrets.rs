@@ -166,10 +166,18 @@ pub(crate) async fn run(cmd: SecretsCommand, args: &GlobalArgs) -> anyhow::Resul
         }
         SecretsCommand::Get { name } => {
             let ring = args.keyring("get")?;
-            match secrets.get(&ring, &name).await? {
-                SecretValue::Secret(value) => println!("{}", value.expose_secret()),
-                SecretValue::Plain(value) => println!("{value}"),
+            let value = match secrets.get(&ring, &name).await? {
+                SecretValue::Secret(value) => {
+                    serde_json::Value::String(value.expose_secret().to_owned())
+                }
+                SecretValue::Plain(value) => value,
+                SecretValue::Structured(value) => serde_json::from_str(value.expose_secret())?,
                 _ => anyhow::bail!("{name} holds a value this version cannot print"),
+            };
+            match (&value, args.json) {
+                (_, true) => print_json(&serde_json::json!({ "name": name, "value": value }))?,
+                (serde_json::Value::String(text), false) => println!("{text}"),
+                (other, false) => println!("{other}"),
             }
             ExitCode::SUCCESS
         }

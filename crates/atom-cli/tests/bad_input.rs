@@ -144,7 +144,10 @@ fn keys_and_key_files() {
             "too short",
             &["keys", "check"],
             1,
-            &["ENCRYPTION_KEY", "atom key generate"],
+            &[
+                "ENCRYPTION_KEY",
+                "hint: make a key with: atom keys generate",
+            ],
         )
         .env("ENCRYPTION_KEY", "tooshort"),
         Case::new(

@@ -33,7 +33,10 @@ fn check_refuses_a_bad_key_without_echoing_it() {
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(err.contains("ENCRYPTION_KEY is 28 characters"), "{err}");
-    assert!(err.contains("atom key generate"), "{err}");
+    assert!(
+        err.contains("hint: make a key with: atom keys generate"),
+        "{err}"
+    );
     assert!(!err.contains(bad), "{err}");
 }
 

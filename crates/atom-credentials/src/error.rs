@@ -7,9 +7,6 @@ use sea_orm::{DbErr, RuntimeErr, SqlErr};
 
 use crate::url::redact_urls_in;
 
-/// The command that seals plaintext and re-seals old ciphertext.
-pub(crate) const REWRAP_COMMAND: &str = "atom credentials rewrap";
-
 /// What went wrong in the credential store. No variant carries a token,
 /// a key or a database password; user ids and provider names are
 /// identifiers and are named so that the operator knows which row.
@@ -42,7 +39,7 @@ pub enum CredentialError {
     /// The row holds plaintext (from the no-key development mode) while a
     /// key is configured and the transition setting is off.
     #[error(
-        "the credential of user {user} for provider {provider} is stored in plaintext while encryption is on; seal it with: {REWRAP_COMMAND} --seal-plaintext (or set {env}=1 to read plaintext rows during the transition)",
+        "the credential of user {user} for provider {provider} is stored in plaintext while encryption is on; a rewrap seals it when asked to seal plaintext (or set {env}=1 to read plaintext rows during the transition)",
         env = crate::config::ENV_PLAINTEXT_TRANSITION
     )]
     PlaintextRefused {
@@ -54,9 +51,7 @@ pub enum CredentialError {
 
     /// The operation needs an encryption key and none is configured
     /// (plaintext development mode).
-    #[error(
-        "{what} needs an encryption key, and none is configured; set ENCRYPTION_KEY to a key made with: atom key generate"
-    )]
+    #[error("{what} needs an encryption key, and none is configured; set ENCRYPTION_KEY")]
     KeyRequired {
         /// What needed the key.
         what: String,

@@ -42,7 +42,7 @@ pub use rewrap::{
     DEFAULT_BATCH_SIZE, IdRange, MAX_REPORTED_FAILURES, RewrapFailure, RewrapOptions,
     RewrapProgress,
 };
-pub use status::{KeyCount, KeyRows, MAX_LISTED_ROWS, RowRef, StoreStatus};
+pub use status::{KeyRows, MAX_LISTED_ROWS, RowRef, StoreStatus};
 pub use store::CredentialStore;
 pub use url::{Backend, DatabaseUrl, redact_url};
 pub use user_id::UserId;

@@ -104,7 +104,7 @@ pub(crate) fn conceal(
         _ => match classify(token) {
             Ok(Classification::Plaintext) => Ok((token.to_owned(), None)),
             _ => Err(CredentialError::InvalidInput(format!(
-                "the token for user {user} and provider {provider} looks like ciphertext, so in plaintext mode it could not be told apart from an encrypted value; configure ENCRYPTION_KEY (atom key generate) to store it"
+                "the token for user {user} and provider {provider} looks like ciphertext, so in plaintext mode it could not be told apart from an encrypted value; configure ENCRYPTION_KEY to store it"
             ))),
         },
     }

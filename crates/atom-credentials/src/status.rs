@@ -1,8 +1,10 @@
 //! `status()`: what the table holds, by key, without decrypting anything.
 
 use atom_audit::Action;
-use atom_crypto::{Classification, KeyId, KeyRole, classify};
-use sea_orm::ConnectionTrait;
+use atom_crypto::{Classification, KeyCount, KeyId, classify};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QuerySelect};
+
+use crate::entity;
 
 use crate::entity::TABLE;
 use crate::error::CredentialError;
@@ -18,7 +20,8 @@ const PAGE: usize = 1000;
 pub struct StoreStatus {
     /// All rows.
     pub total: u64,
-    /// Rows sealed under each key, most rows first.
+    /// Rows sealed under each key, with its role in the keyring, most rows
+    /// first (the shape every status report shares).
     pub by_key: Vec<KeyCount>,
     /// Bare Fernet tokens of the Python original (no key id).
     pub legacy: u64,
@@ -50,60 +53,36 @@ pub struct RowRef {
     pub provider: String,
 }
 
-/// Rows under one key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct KeyCount {
-    /// The key.
-    pub key_id: KeyId,
-    /// Its role in the configured keyring; `None` when it is not in the
-    /// keyring (those rows cannot be opened until the key is added back).
-    pub role: Option<KeyRole>,
-    /// How many rows it sealed.
-    pub rows: u64,
-}
-
 impl CredentialStore {
     /// Counts rows in total, per key id, legacy and plaintext. Reads key ids
     /// and, for rows without one, classifies the value by its structure;
     /// nothing is decrypted. Audited as `credential_status_read`.
     pub async fn status(&self) -> Result<StoreStatus, CredentialError> {
-        let backend = self.db.get_database_backend();
         let keyring = self.protection.keyring();
         let mut status = StoreStatus {
             primary: keyring.map(|k| k.primary_id()),
             ..StoreStatus::default()
         };
-        let groups = self
-            .db
-            .query_all_raw(statement(
-                backend,
-                &format!("SELECT key_id, COUNT(*) AS n FROM {TABLE} GROUP BY key_id"),
-                vec![],
-            ))
+        let groups: Vec<(Option<String>, i64)> = entity::Entity::find()
+            .select_only()
+            .column(entity::Column::KeyId)
+            .column_as(entity::Column::Id.count(), "n")
+            .group_by(entity::Column::KeyId)
+            .into_tuple()
+            .all(&self.db)
             .await?;
         let mut unkeyed = 0;
-        for group in &groups {
-            let key_id: Option<String> = group.try_get("", "key_id")?;
-            let n = <u64 as TryFrom<i64>>::try_from(group.try_get::<i64>("", "n")?).unwrap_or(0);
+        let mut by_key = Vec::new();
+        for (key_id, n) in groups {
+            let n = u64::try_from(n).unwrap_or(0);
             status.total += n;
             match key_id.map(|k| k.parse::<KeyId>()) {
                 None => unkeyed = n,
                 Some(Err(_)) => status.malformed += n,
-                Some(Ok(key_id)) => status.by_key.push(KeyCount {
-                    key_id,
-                    role: keyring.and_then(|k| {
-                        k.key_ids()
-                            .find(|(id, _)| *id == key_id)
-                            .map(|(_, role)| role)
-                    }),
-                    rows: n,
-                }),
+                Some(Ok(key_id)) => by_key.push((key_id, n)),
             }
         }
-        status
-            .by_key
-            .sort_by(|a, b| b.rows.cmp(&a.rows).then(a.key_id.cmp(&b.key_id)));
+        status.by_key = KeyCount::list(by_key, keyring);
         if unkeyed > 0 {
             self.classify_unkeyed(&mut status).await?;
         }
@@ -111,7 +90,7 @@ impl CredentialStore {
             .by_key
             .iter()
             .filter(|k| Some(k.key_id) == status.primary)
-            .map(|k| k.rows)
+            .map(|k| k.count)
             .sum::<u64>();
         status.needs_rewrap = status.total - under_primary;
         self.audit

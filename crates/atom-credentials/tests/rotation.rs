@@ -39,7 +39,7 @@ pub(super) fn under(status: &StoreStatus, key: &Key) -> u64 {
         .by_key
         .iter()
         .filter(|k| k.key_id == key.id())
-        .map(|k| k.rows)
+        .map(|k| k.count)
         .sum()
 }
 

@@ -414,7 +414,7 @@ db_test!(plaintext_rows_need_the_transition_setting, |db| {
         matches!(err, CredentialError::PlaintextRefused { .. }),
         "{err}"
     );
-    assert!(err.to_string().contains("atom credentials rewrap"), "{err}");
+    assert!(err.to_string().contains("asked to seal plaintext"), "{err}");
     assert!(matches!(
         sink.actions().pop(),
         Some(Action::DecryptionFailed {

@@ -92,7 +92,7 @@ pub fn protection_from(
             return Err(CryptoError::NoKey);
         }
         tracing::warn!(
-            "{ENV_KEY} is not set: secrets and credentials are stored in PLAINTEXT (development mode). Set {ENV_KEY} to a key from `atom key generate` for production."
+            "{ENV_KEY} is not set: secrets and credentials are stored in PLAINTEXT (development mode). Set {ENV_KEY} for production."
         );
         return Ok(Protection::Plaintext);
     };

@@ -6,7 +6,7 @@ use crate::key::{KeyId, KeyProblem};
 pub enum CryptoError {
     /// A configured key does not parse. `source` names where it came from
     /// (an environment variable, a file, an argument), never its value.
-    #[error("{source_name} {problem}. Generate a key with: atom key generate")]
+    #[error("{source_name} {problem}")]
     BadKey {
         /// Where the key came from, e.g. `ENCRYPTION_KEY`.
         source_name: String,
@@ -33,13 +33,13 @@ pub enum CryptoError {
 
     /// Encryption is required but no key is configured.
     #[error(
-        "encryption is required but no key is configured; set ENCRYPTION_KEY (or ENCRYPTION_KEY_FILE) to a key made with: atom key generate"
+        "encryption is required but no key is configured; set ENCRYPTION_KEY (or ENCRYPTION_KEY_FILE) to a key of 32 random bytes in url-safe base64"
     )]
     NoKey,
 
     /// A sealed value names a key that is not in the keyring.
     #[error(
-        "the value was sealed under key {id}, which is not in the keyring; add that key to ENCRYPTION_PREVIOUS_KEYS (see `atom key check`)"
+        "the value was sealed under key {id}, which is not in the keyring; add that key to ENCRYPTION_PREVIOUS_KEYS"
     )]
     UnknownKeyId {
         /// The id the value names.
@@ -80,7 +80,7 @@ pub enum CryptoError {
 
     /// The value is plaintext (from the seed's no-key development mode), not ciphertext.
     #[error(
-        "the value is stored in plaintext, not sealed; seal it with the rewrap command (atom secrets rewrap / atom credentials rewrap)"
+        "the value is stored in plaintext, not sealed; a rewrap seals it when asked to seal plaintext"
     )]
     NotSealed,
 

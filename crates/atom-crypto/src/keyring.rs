@@ -83,12 +83,62 @@ fn fernet_from_bytes(bytes: &[u8; KEY_LEN]) -> Fernet {
 
 /// The role of a key in a keyring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 #[non_exhaustive]
 pub enum KeyRole {
     /// Seals new values and opens old ones.
     Primary,
     /// Only opens values sealed before a rotation.
     DecryptOnly,
+}
+
+/// How many stored values a key sealed, and its role in the keyring in use
+/// (`None`: not in it, so those values do not open). The one shape of
+/// "counts by key id" in every status report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct KeyCount {
+    /// The key.
+    pub key_id: KeyId,
+    /// Its role in the keyring in use; `None` when it is not in it.
+    pub role: Option<KeyRole>,
+    /// How many values it sealed.
+    pub count: u64,
+}
+
+impl KeyCount {
+    /// Counts per key id, with their roles in `keyring`, most values first
+    /// (then by key id).
+    pub fn list(
+        counts: impl IntoIterator<Item = (KeyId, u64)>,
+        keyring: Option<&Keyring>,
+    ) -> Vec<KeyCount> {
+        let mut out: Vec<KeyCount> = counts
+            .into_iter()
+            .map(|(key_id, count)| KeyCount {
+                key_id,
+                role: keyring.and_then(|k| k.role_of(key_id)),
+                count,
+            })
+            .collect();
+        out.sort_by(|a, b| b.count.cmp(&a.count).then(a.key_id.cmp(&b.key_id)));
+        out
+    }
+
+    /// The count of `key_id` in `list` (0 when it is not there).
+    pub fn of(list: &[KeyCount], key_id: KeyId) -> u64 {
+        list.iter()
+            .filter(|k| k.key_id == key_id)
+            .map(|k| k.count)
+            .sum()
+    }
+
+    /// The key ids of `list`, in its order.
+    pub fn ids(list: &[KeyCount]) -> Vec<KeyId> {
+        list.iter().map(|k| k.key_id).collect()
+    }
 }
 
 impl fmt::Display for KeyRole {
@@ -215,6 +265,11 @@ impl Keyring {
             };
             (s.id, role)
         })
+    }
+
+    /// The role of the key `id` in this keyring, if it is in it.
+    pub fn role_of(&self, id: KeyId) -> Option<KeyRole> {
+        self.key_ids().find(|(k, _)| *k == id).map(|(_, role)| role)
     }
 
     /// Whether a key with this id is in the keyring.

@@ -35,7 +35,7 @@ pub use config::{
 pub use context::Context;
 pub use error::{CryptoError, OpenFailure, ValueKind};
 pub use key::{Key, KeyId, KeyProblem};
-pub use keyring::{KeyRole, Keyring};
+pub use keyring::{KeyCount, KeyRole, Keyring};
 pub use mac::{MacKey, TAG_LEN};
 pub use stored::{Classification, StoredValue, classify};
 

@@ -24,7 +24,7 @@ pub async fn auditor_from_env(
             Ok(key) => key,
             Err(AuditError::NoAuditKey) => {
                 return Err(Error::Usage(format!(
-                    "--audit-log {} needs the audit key: set {ENV_AUDIT_KEY_FILE} (or {ENV_AUDIT_KEY}) to the key the log is chained under (atom key generate makes one)",
+                    "--audit-log {} needs the audit key: set {ENV_AUDIT_KEY_FILE} (or {ENV_AUDIT_KEY}) to the key the log is chained under",
                     path.display()
                 )));
             }

@@ -2,20 +2,20 @@
 //! legacy, plaintext; nothing decrypted), and the check that every value
 //! opens under a keyring, naming the ones that do not.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use atom_audit::Auditor;
 use atom_credentials::{CredentialStore, DatabaseUrl, StoreConfig};
 use atom_crypto::OpenFailure;
-use atom_crypto::{Key, Keyring, Protection};
+use atom_crypto::{Key, KeyCount, KeyId, Keyring, Protection};
 use atom_secrets_file::SecretsDir;
 use indicatif::ProgressBar;
 use serde::Serialize;
 
 use crate::engine::{self, EngineConfig};
 use crate::error::Error;
-use crate::rotate::{RotateOptions, RotationReport};
+use crate::options::RotateOptions;
+use crate::report::RotationReport;
 
 /// Counts of the secrets file, by structure.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -25,8 +25,8 @@ pub struct SecretsCounts {
     pub file: PathBuf,
     /// Entries.
     pub total: usize,
-    /// Sealed values per key id.
-    pub by_key_id: BTreeMap<String, usize>,
+    /// Sealed values per key, nested strings included.
+    pub by_key: Vec<KeyCount>,
     /// Bare Fernet values of the Python original.
     pub legacy: usize,
     /// Plaintext string values.
@@ -45,8 +45,8 @@ pub struct CredentialCounts {
     pub database: String,
     /// Rows.
     pub total: u64,
-    /// Rows per key id.
-    pub by_key_id: BTreeMap<String, u64>,
+    /// Rows per key.
+    pub by_key: Vec<KeyCount>,
     /// Bare Fernet rows of the Python original.
     pub legacy: u64,
     /// Plaintext rows.
@@ -68,24 +68,19 @@ pub struct Inventory {
 impl Inventory {
     /// Values anywhere that are not sealed under `key_id` (string values of
     /// the secrets file, and rows).
-    pub fn not_under(&self, key_id: &str) -> u64 {
-        let secrets = self.secrets.as_ref().map_or(0, |s| {
-            s.by_key_id
+    pub fn not_under(&self, key_id: KeyId) -> u64 {
+        let other = |by_key: &[KeyCount]| {
+            by_key
                 .iter()
-                .filter(|(k, _)| k.as_str() != key_id)
-                .map(|(_, n)| *n as u64)
+                .filter(|k| k.key_id != key_id)
+                .map(|k| k.count)
                 .sum::<u64>()
-                + (s.legacy + s.plaintext + s.malformed) as u64
+        };
+        let secrets = self.secrets.as_ref().map_or(0, |s| {
+            other(&s.by_key) + (s.legacy + s.plaintext + s.malformed) as u64
         });
         let rows = self.credentials.as_ref().map_or(0, |c| {
-            c.by_key_id
-                .iter()
-                .filter(|(k, _)| k.as_str() != key_id)
-                .map(|(_, n)| *n)
-                .sum::<u64>()
-                + c.legacy
-                + c.plaintext
-                + c.malformed
+            other(&c.by_key) + c.legacy + c.plaintext + c.malformed
         });
         secrets + rows
     }
@@ -245,7 +240,7 @@ impl Sources {
             inventory.secrets = Some(SecretsCounts {
                 file: dir.encrypted_path(),
                 total: status.total_secrets,
-                by_key_id: status.by_key_id,
+                by_key: status.by_key,
                 legacy: status.legacy_secrets,
                 plaintext: status.plaintext_secrets,
                 malformed: status.malformed_secrets,
@@ -257,11 +252,7 @@ impl Sources {
             inventory.credentials = Some(CredentialCounts {
                 database: self.database.clone(),
                 total: status.total,
-                by_key_id: status
-                    .by_key
-                    .iter()
-                    .map(|k| (k.key_id.to_string(), k.rows))
-                    .collect(),
+                by_key: status.by_key.clone(),
                 legacy: status.legacy,
                 plaintext: status.plaintext,
                 malformed: status.malformed,

@@ -43,7 +43,7 @@ impl KeyStanding {
 #[non_exhaustive]
 pub struct KeyEntry {
     /// The key's id.
-    pub key_id: String,
+    pub key_id: KeyId,
     /// Where it stands.
     pub standing: KeyStanding,
     /// The file that holds it.
@@ -54,7 +54,7 @@ pub struct KeyEntry {
 /// retired keys, in file order.
 pub fn list_keys(files: &KeyFiles) -> Result<Vec<KeyEntry>, Error> {
     let entry = |key: &Key, standing, file: &PathBuf| KeyEntry {
-        key_id: key.id().to_string(),
+        key_id: key.id(),
         standing,
         file: file.clone(),
     };
@@ -83,7 +83,7 @@ pub fn list_keys(files: &KeyFiles) -> Result<Vec<KeyEntry>, Error> {
 #[non_exhaustive]
 pub struct KeyChange {
     /// The key.
-    pub key_id: String,
+    pub key_id: KeyId,
     /// Where it was.
     pub from: PathBuf,
     /// Where it is now (`None` once destroyed).
@@ -107,7 +107,7 @@ fn refuse_if_rotating(files: &KeyFiles, id: KeyId, what: &str) -> Result<(), Err
     let path = RotationState::path_in(&files.dir());
     if let Some(state) = RotationState::load(&path)?
         && state.phase != Phase::Finished
-        && (state.old_key_id == id.to_string() || state.new_key_id == id.to_string())
+        && (state.old_key_id == id || state.new_key_id == id)
     {
         return Err(Error::Usage(format!(
             "key {id} is part of the rotation in progress ({}, phase {}); finish the rotation first, which retires the old key itself, then {what}",
@@ -134,7 +134,7 @@ pub fn retire_key(files: &KeyFiles, id: KeyId) -> Result<KeyChange, Error> {
     let Some(key) = previous.find(id).cloned() else {
         if files.read_retired()?.contains(id) {
             return Ok(KeyChange {
-                key_id: id.to_string(),
+                key_id: id,
                 from: files.retired.clone(),
                 to: Some(files.retired.clone()),
                 changed: false,
@@ -147,7 +147,7 @@ pub fn retire_key(files: &KeyFiles, id: KeyId) -> Result<KeyChange, Error> {
     };
     files.retire(&key, "retired")?;
     Ok(KeyChange {
-        key_id: id.to_string(),
+        key_id: id,
         from: files.previous.clone(),
         to: Some(files.retired.clone()),
         changed: true,
@@ -164,7 +164,7 @@ pub fn restore_key(files: &KeyFiles, id: KeyId) -> Result<KeyChange, Error> {
     let Some(key) = retired.find(id).cloned() else {
         if previous.contains(id) || files.read_primary()?.id() == id {
             return Ok(KeyChange {
-                key_id: id.to_string(),
+                key_id: id,
                 from: files.previous.clone(),
                 to: Some(files.previous.clone()),
                 changed: false,
@@ -180,7 +180,7 @@ pub fn restore_key(files: &KeyFiles, id: KeyId) -> Result<KeyChange, Error> {
     retired.remove(id);
     files.write_retired(&retired)?;
     Ok(KeyChange {
-        key_id: id.to_string(),
+        key_id: id,
         from: files.retired.clone(),
         to: Some(files.previous.clone()),
         changed: true,
@@ -286,7 +286,7 @@ pub async fn destroy_key(
     files.write_retired(&retired)?;
     Ok(Some((
         KeyChange {
-            key_id: id.to_string(),
+            key_id: id,
             from: files.retired.clone(),
             to: None,
             changed: true,

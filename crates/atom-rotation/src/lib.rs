@@ -17,7 +17,9 @@ pub mod exit;
 mod inventory;
 mod keyfiles;
 mod keys;
+mod options;
 mod output;
+mod report;
 mod rotate;
 mod state;
 
@@ -30,5 +32,7 @@ pub use keys::{
     KeyChange, KeyEntry, KeyStanding, KeyUsage, destroy_key, key_usage, list_keys, parse_key_id,
     restore_key, retire_key,
 };
-pub use rotate::{Keys, Outcome, RotateOptions, RotationReport, rotate_keys};
+pub use options::{Keys, RotateOptions};
+pub use report::{Outcome, RotationReport};
+pub use rotate::rotate_keys;
 pub use state::{LOCK_FILE, Phase, RangeCursor, RotationState, STATE_FILE};

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::inventory::Inventory;
-use crate::rotate::{Outcome, RotationReport};
+use crate::report::{Outcome, RotationReport};
 
 /// How many bad values are listed by name in the text report.
 const SHOWN: usize = 20;
@@ -91,7 +91,7 @@ fn inventory(out: &mut String, inv: &Inventory) {
             "    {}: {} entries; by key {}; legacy {}; plaintext {}; malformed {}; not secret {}",
             s.file.display(),
             s.total,
-            by_key(s.by_key_id.iter().map(|(k, n)| (k, *n as u64))),
+            by_key(&s.by_key),
             s.legacy,
             s.plaintext,
             s.malformed,
@@ -104,7 +104,7 @@ fn inventory(out: &mut String, inv: &Inventory) {
             "    {}: {} rows; by key {}; legacy {}; plaintext {}; malformed {}",
             c.database,
             c.total,
-            by_key(c.by_key_id.iter().map(|(k, n)| (k, *n))),
+            by_key(&c.by_key),
             c.legacy,
             c.plaintext,
             c.malformed
@@ -112,8 +112,11 @@ fn inventory(out: &mut String, inv: &Inventory) {
     }
 }
 
-fn by_key<'a>(counts: impl Iterator<Item = (&'a String, u64)>) -> String {
-    let parts: Vec<String> = counts.map(|(k, n)| format!("{k}={n}")).collect();
+fn by_key(counts: &[atom_crypto::KeyCount]) -> String {
+    let parts: Vec<String> = counts
+        .iter()
+        .map(|k| format!("{}={}", k.key_id, k.count))
+        .collect();
     if parts.is_empty() {
         "(none)".to_owned()
     } else {

@@ -1,8 +1,7 @@
-//! `rotate-keys`: the rollout of a new key as resumable phases
+//! `rotate_keys`: the rollout of a new key as resumable phases
 //! (plan -> introduce -> promote -> rewrap -> verify -> retire), recorded
 //! in the state file after each step. See docs/ROTATION.md.
 
-use std::num::NonZeroU32;
 use std::path::PathBuf;
 
 use atom_audit::{Action, Auditor, Outcome as AuditOutcome};
@@ -10,222 +9,14 @@ use atom_crypto::{
     ENV_KEY, ENV_KEY_FILE, ENV_PREVIOUS_KEYS, ENV_PREVIOUS_KEYS_FILE, Key, KeyId, Keyring,
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde::Serialize;
 
 use crate::engine::{self, EngineConfig};
 use crate::error::Error;
-use crate::exit;
-use crate::inventory::{BadValue, Inventory, Planned, Sources};
+use crate::inventory::{BadValue, Inventory, Sources};
 use crate::keyfiles::{KeyFiles, KeyLines};
+use crate::options::{Keys, RotateOptions};
+use crate::report::{Outcome, RotationReport};
 use crate::state::{Phase, RotationLock, RotationState};
-
-/// Where the keys come from.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub enum Keys {
-    /// Key files the apps read: every phase can run.
-    Files(KeyFiles),
-    /// Keys held in environment variables: only a dry run (the plan) can
-    /// run, since the later phases change key files.
-    Environment(Keyring),
-}
-
-/// What `rotate_keys` is asked to do.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct RotateOptions {
-    /// Where the keys come from.
-    pub keys: Keys,
-    /// Rotate to this key instead of a generated one (one key, one line).
-    pub new_key_file: Option<PathBuf>,
-    /// The directory holding `secrets.enc`, if a secrets file is rotated.
-    /// A directory with neither `secrets.enc` nor `secrets.json` is
-    /// skipped (the report says so).
-    pub secrets_dir: Option<PathBuf>,
-    /// The credential database, if one is rotated. An SQLite file that
-    /// does not exist is skipped (the report says so).
-    pub database_url: Option<String>,
-    /// Parallel rewrap workers.
-    pub workers: NonZeroU32,
-    /// Rows per batch (and per transaction).
-    pub batch_size: NonZeroU32,
-    /// On PostgreSQL, workers share the table with `SKIP LOCKED` instead
-    /// of disjoint id ranges.
-    pub skip_locked: bool,
-    /// Seal plaintext values (from the no-key development mode). Off, any
-    /// plaintext value stops the plan: it is listed, and nothing changes.
-    pub seal_plaintext: bool,
-    /// Stop after the plan; change nothing.
-    pub dry_run: bool,
-    /// One host holds every reader: do not stop for rollouts.
-    pub yes: bool,
-    /// Draw progress bars on stderr.
-    pub show_progress: bool,
-    /// The command that continues this rotation, for the report.
-    pub rerun_command: String,
-}
-
-impl RotateOptions {
-    /// Options for `keys` with defaults: every core, batches of 1000,
-    /// no progress bar, stopping for rollouts, plaintext refused.
-    pub fn new(keys: Keys) -> RotateOptions {
-        RotateOptions {
-            keys,
-            new_key_file: None,
-            secrets_dir: None,
-            database_url: None,
-            workers: crate::engine::cores(),
-            batch_size: atom_credentials::DEFAULT_BATCH_SIZE,
-            skip_locked: false,
-            seal_plaintext: false,
-            dry_run: false,
-            yes: false,
-            show_progress: false,
-            rerun_command: "atom keys rotate".to_owned(),
-        }
-    }
-}
-
-/// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum Outcome {
-    /// The rotation finished: every value is under the new key, the old
-    /// key is retired.
-    Finished,
-    /// No rotation in progress and the requested key is already primary.
-    NothingToDo,
-    /// `--dry-run`: the plan, nothing changed.
-    DryRun,
-    /// Values do not open; nothing was changed (at plan) or nothing is
-    /// retired (later).
-    ValuesDoNotOpen,
-    /// Values remain outside the new key after rewrap.
-    VerificationFailed,
-    /// Waiting for the operator to roll the key files out.
-    WaitingForRollout,
-}
-
-impl Outcome {
-    /// The documented exit code.
-    pub fn exit_code(self) -> u8 {
-        match self {
-            Outcome::Finished | Outcome::NothingToDo | Outcome::DryRun => exit::DONE,
-            Outcome::ValuesDoNotOpen | Outcome::VerificationFailed => exit::VALUES_DO_NOT_OPEN,
-            Outcome::WaitingForRollout => exit::WAITING_FOR_ROLLOUT,
-        }
-    }
-}
-
-/// What a run did and what remains. Key ids only, never keys or values.
-#[derive(Debug, Clone, Serialize)]
-#[non_exhaustive]
-pub struct RotationReport {
-    /// How the run ended.
-    pub outcome: Outcome,
-    /// The exit code for it.
-    pub exit_code: u8,
-    /// The phase recorded in the state file at the end.
-    pub phase: Option<Phase>,
-    /// The key rotated away from.
-    pub old_key_id: Option<String>,
-    /// The key rotated to.
-    pub new_key_id: Option<String>,
-    /// Counts before this run changed anything.
-    pub before: Option<Inventory>,
-    /// Counts at the end.
-    pub after: Option<Inventory>,
-    /// Values that do not open (the first 1000 per store).
-    pub bad_values: Vec<BadValue>,
-    /// Plaintext values (from the no-key development mode), by name or row
-    /// id: sealed by this rotation with `seal_plaintext`, else they stop it.
-    pub plaintext_values: Vec<BadValue>,
-    /// How many values do not open in all.
-    pub bad_values_total: u64,
-    /// Values that open (plan and verify).
-    pub values_opened: u64,
-    /// Secrets-file values rewrapped by this run.
-    pub secrets_rewrapped: usize,
-    /// Credential rows rewrapped by this run.
-    pub rows_rewrapped: u64,
-    /// Rows an app changed during rewrap (left as the app wrote them).
-    pub rows_skipped: u64,
-    /// What this run changed, in order.
-    pub changed: Vec<String>,
-    /// What remains to be done.
-    pub remaining: Vec<String>,
-    /// What was not rotated and why (a secrets folder without a file, an
-    /// SQLite database that does not exist).
-    pub notes: Vec<String>,
-    /// The command to run next, if any.
-    pub next_command: Option<String>,
-    /// The state file.
-    pub state_file: PathBuf,
-}
-
-impl RotationReport {
-    fn new(state_file: PathBuf) -> RotationReport {
-        RotationReport {
-            outcome: Outcome::Finished,
-            exit_code: exit::DONE,
-            phase: None,
-            old_key_id: None,
-            new_key_id: None,
-            before: None,
-            after: None,
-            bad_values: Vec::new(),
-            plaintext_values: Vec::new(),
-            bad_values_total: 0,
-            values_opened: 0,
-            secrets_rewrapped: 0,
-            rows_rewrapped: 0,
-            rows_skipped: 0,
-            changed: Vec::new(),
-            remaining: Vec::new(),
-            notes: Vec::new(),
-            next_command: None,
-            state_file,
-        }
-    }
-
-    /// Takes in what the plan found; `true` when it stops the rotation
-    /// (values that do not open, or plaintext without `seal_plaintext`),
-    /// with the remaining steps and the next command set.
-    pub(crate) fn absorb_plan(&mut self, planned: Planned, rerun: &str) -> bool {
-        self.values_opened = planned.opened;
-        self.bad_values_total = planned.bad_total;
-        self.plaintext_values = planned.plaintext;
-        if planned.bad_total == 0 {
-            return false;
-        }
-        self.bad_values = planned.bad;
-        let plaintext_refused = self
-            .bad_values
-            .iter()
-            .filter(|b| self.plaintext_values.contains(b))
-            .count();
-        if plaintext_refused > 0 {
-            self.remaining.push(format!(
-                "{plaintext_refused} value(s) are plaintext; a rotation seals plaintext only when asked to (seal plaintext): check that each listed value is the secret itself and not a damaged ciphertext, then run again asking for it"
-            ));
-        }
-        if planned.bad_total as usize > plaintext_refused {
-            self.remaining.push(
-                "restore or remove the values that do not open (or add the key they were sealed under to the previous-keys file), then run the same command again".to_owned(),
-            );
-        }
-        self.remaining.push("nothing was changed".to_owned());
-        self.next_command = Some(rerun.to_owned());
-        true
-    }
-
-    pub(crate) fn end(mut self, outcome: Outcome) -> RotationReport {
-        self.outcome = outcome;
-        self.exit_code = outcome.exit_code();
-        self
-    }
-}
 
 /// What rotation events call the whole rotation.
 const SCOPE: &str = "rotation";
@@ -272,7 +63,7 @@ async fn plan_only(
 ) -> Result<RotationReport, Error> {
     let engine = EngineConfig::of(options);
     let mut report = RotationReport::new(PathBuf::new());
-    report.old_key_id = Some(keyring.primary_id().to_string());
+    report.old_key_id = Some(keyring.primary_id());
     let sources = Sources::open(options, &engine, keyring, auditor, &mut report).await?;
     let before = sources.inventory().await?;
     let bar = progress_bar(options, count_values(&before), "plan: opening every value");
@@ -384,11 +175,11 @@ impl<'a> Run<'a> {
             Some(path) => Some(KeyFiles::new(path, path).read_primary()?),
             None => None,
         };
-        report.old_key_id = Some(primary.id().to_string());
+        report.old_key_id = Some(primary.id());
         if let Some(new) = &requested
             && new.id() == primary.id()
         {
-            report.new_key_id = Some(new.id().to_string());
+            report.new_key_id = Some(new.id());
             report.remaining.push(format!(
                 "nothing: key {} is already the primary key and no rotation is in progress",
                 new.id()
@@ -432,19 +223,19 @@ impl<'a> Run<'a> {
             Action::KeyRotationStarted {
                 scope: SCOPE.to_owned(),
                 to: new.id(),
-                total: Some(before.not_under(&new.id().to_string())),
+                total: Some(before.not_under(new.id())),
             },
             AuditOutcome::Success,
         )
         .await?;
-        let mut state = RotationState::new(&primary.id().to_string(), &new.id().to_string());
+        let mut state = RotationState::new(primary.id(), new.id());
         // The state names the new key before the key is written, so a crash
         // in between resumes (the key is then found in the file) or, if
         // the write never happened, reports the missing key.
         previous.add(&new, "decrypt-only, introduced");
         self.files().write_previous(&previous)?;
         state.save(&self.state_path)?;
-        report.new_key_id = Some(new.id().to_string());
+        report.new_key_id = Some(new.id());
         report.changed.push(format!(
             "added the new key {} to {} as decrypt-only",
             new.id(),
@@ -466,8 +257,8 @@ impl<'a> Run<'a> {
 
     async fn resume(&self, state: RotationState) -> Result<RotationReport, Error> {
         let mut report = RotationReport::new(self.state_path.clone());
-        report.old_key_id = Some(state.old_key_id.clone());
-        report.new_key_id = Some(state.new_key_id.clone());
+        report.old_key_id = Some(state.old_key_id);
+        report.new_key_id = Some(state.new_key_id);
         report.phase = Some(state.phase);
         if self.options.dry_run {
             report.remaining.push(format!(
@@ -486,12 +277,10 @@ impl<'a> Run<'a> {
     }
 
     /// Whether either key file holds the key `id`.
-    fn files_hold(&self, id: &str) -> Result<bool, Error> {
+    fn files_hold(&self, id: KeyId) -> Result<bool, Error> {
         let primary = self.files().read_primary()?;
         let previous = self.files().read_previous()?;
-        Ok(std::iter::once(&primary)
-            .chain(previous.keys())
-            .any(|k| k.id().to_string() == id))
+        Ok(primary.id() == id || previous.contains(id))
     }
 
     /// The keys named by the state, found in either key file.
@@ -499,8 +288,8 @@ impl<'a> Run<'a> {
         let primary = self.files().read_primary()?;
         let previous = self.files().read_previous()?;
         let retired = self.files().read_retired()?;
-        let find = |id: &str| {
-            if let Some(k) = retired.keys().find(|k| k.id().to_string() == id)
+        let find = |id: KeyId| {
+            if let Some(k) = retired.find(id)
                 && !std::iter::once(&primary)
                     .chain(previous.keys())
                     .any(|p| p.id() == k.id())
@@ -513,7 +302,7 @@ impl<'a> Run<'a> {
             }
             std::iter::once(&primary)
                 .chain(previous.keys())
-                .find(|k| k.id().to_string() == id)
+                .find(|k| k.id() == id)
                 .cloned()
                 .ok_or_else(|| {
                     Error::Failed(format!(
@@ -524,8 +313,8 @@ impl<'a> Run<'a> {
                     ))
                 })
         };
-        let old = find(&state.old_key_id)?;
-        let new = find(&state.new_key_id)?;
+        let old = find(state.old_key_id)?;
+        let new = find(state.new_key_id)?;
         Ok((old, new, previous))
     }
 
@@ -535,7 +324,7 @@ impl<'a> Run<'a> {
         mut report: RotationReport,
         rolled_out: bool,
     ) -> Result<RotationReport, Error> {
-        if state.phase == Phase::Verified && !self.files_hold(&state.old_key_id)? {
+        if state.phase == Phase::Verified && !self.files_hold(state.old_key_id)? {
             // A run was stopped after retiring the old key and before
             // recording it: the retire is done.
             state.phase = Phase::Finished;
@@ -858,7 +647,7 @@ impl<'a> Run<'a> {
         bar.finish_and_clear();
         let after = sources.inventory().await?;
         report.values_opened = planned.opened;
-        let left = after.not_under(&new.to_string());
+        let left = after.not_under(new);
         report.after = Some(after);
         if planned.bad_total > 0 {
             report.bad_values_total += planned.bad_total;

@@ -7,6 +7,7 @@
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 
+use atom_crypto::KeyId;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -75,9 +76,9 @@ pub struct RotationState {
     /// The phase reached.
     pub phase: Phase,
     /// The key being rotated away from (the primary when it started).
-    pub old_key_id: String,
+    pub old_key_id: KeyId,
     /// The key being rotated to.
-    pub new_key_id: String,
+    pub new_key_id: KeyId,
     /// When the rotation started.
     pub started_at: DateTime<Utc>,
     /// When this file was last written.
@@ -95,13 +96,13 @@ pub struct RotationState {
 }
 
 impl RotationState {
-    pub(crate) fn new(old: &str, new: &str) -> RotationState {
+    pub(crate) fn new(old: KeyId, new: KeyId) -> RotationState {
         let now = Utc::now();
         RotationState {
             version: 1,
             phase: Phase::Introduced,
-            old_key_id: old.to_owned(),
-            new_key_id: new.to_owned(),
+            old_key_id: old,
+            new_key_id: new,
             started_at: now,
             updated_at: now,
             secrets_rewrapped: false,

@@ -305,10 +305,7 @@ impl Fixture {
             }
         }
         let status = dir.status(Some(&only_new)).unwrap();
-        assert_eq!(
-            status.by_key_id.keys().cloned().collect::<Vec<_>>(),
-            vec![new.id().to_string()]
-        );
+        assert_eq!(atom_crypto::KeyCount::ids(&status.by_key), vec![new.id()]);
         assert_eq!(
             (
                 status.legacy_secrets,

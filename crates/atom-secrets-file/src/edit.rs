@@ -3,7 +3,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use atom_crypto::{ExposeSecret as _, Keyring, SecretString};
+use atom_crypto::{ExposeSecret as _, KeyId, Keyring, SecretString};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -61,7 +61,7 @@ pub struct EditReport {
     /// What happened.
     pub action: EditAction,
     /// The key that sealed the new value (set of a string in sealed form).
-    pub key_id: Option<String>,
+    pub key_id: Option<KeyId>,
 }
 
 impl SecretsDir {
@@ -128,7 +128,7 @@ impl SecretsDir {
         let (stored, key_id) = match &value {
             Value::String(text) => {
                 let key_id = match self.form() {
-                    SealForm::Sealed => Some(keyring.primary_id().to_string()),
+                    SealForm::Sealed => Some(keyring.primary_id()),
                     SealForm::Legacy => None,
                 };
                 (
@@ -138,7 +138,7 @@ impl SecretsDir {
             }
             _ if seal::has_nested_strings(&value) => {
                 let key_id = match self.form() {
-                    SealForm::Sealed => Some(keyring.primary_id().to_string()),
+                    SealForm::Sealed => Some(keyring.primary_id()),
                     SealForm::Legacy => None,
                 };
                 (seal::seal_value(keyring, self.form(), name, &value), key_id)

@@ -125,6 +125,22 @@ pub enum Error {
         column: usize,
     },
 
+    /// A number that cannot be kept exactly: an integer beyond 64 bits (or
+    /// a whole number written with an exponent past 2^64), which JSON readers
+    /// turn into the nearest double.
+    #[error(
+        "{}: the number at line {line}, column {column} is too large to keep exactly (beyond 64 bits, readers round it to other digits); write it as a string (in quotes) and run the command again",
+        path.display()
+    )]
+    InexactNumber {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line just after the number.
+        line: usize,
+        /// 1-based column just after the number.
+        column: usize,
+    },
+
     /// Values that look encrypted (or must be) do not open. Nothing was changed.
     #[error("{}: {}", path.display(), describe_failures(failures))]
     DoNotOpen {

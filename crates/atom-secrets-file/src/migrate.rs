@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use atom_crypto::{Classification, ExposeSecret as _, Keyring, classify};
+use atom_crypto::{Classification, ExposeSecret as _, KeyId, Keyring, classify};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -34,7 +34,7 @@ pub struct MigrateReport {
     /// Non-string values, kept as they are.
     pub not_secret: usize,
     /// The key that sealed new values (`None` when written in legacy form).
-    pub key_id: Option<String>,
+    pub key_id: Option<KeyId>,
     /// `sealed` or `legacy`.
     pub form: &'static str,
     /// Whether `secrets.enc` was written (false: it was already up to date).
@@ -250,7 +250,7 @@ impl SecretsDir {
             already_sealed,
             not_secret,
             key_id: match form {
-                SealForm::Sealed => Some(keyring.primary_id().to_string()),
+                SealForm::Sealed => Some(keyring.primary_id()),
                 SealForm::Legacy => None,
             },
             form: match form {

@@ -2,7 +2,7 @@
 //! column, an object at the top, and no name twice in any object (serde_json
 //! on its own silently keeps the last of two equal names).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io::{self, Read as _};
 use std::path::Path;
@@ -100,13 +100,13 @@ pub(crate) fn parse_entries(path: &Path, bytes: &[u8]) -> Result<Entries> {
             path: path.to_owned(),
         });
     }
-    let duplicate = RefCell::new(None);
+    let state = State::default();
     let mut de = serde_json::Deserializer::from_str(text);
-    let value = Strict(&duplicate)
+    let value = Strict(&state)
         .deserialize(&mut de)
         .and_then(|v| de.end().map(|()| v))
         .map_err(|e| {
-            if let Some(name) = duplicate.take() {
+            if let Some(name) = state.duplicate.take() {
                 return Error::DuplicateName {
                     path: path.to_owned(),
                     name,
@@ -121,6 +121,16 @@ pub(crate) fn parse_entries(path: &Path, bytes: &[u8]) -> Result<Entries> {
                 column: e.column(),
             }
         })?;
+    if state.huge_whole_number.get()
+        && let Some(at) = integer_beyond_64_bits(text)
+    {
+        let (line, column) = position(&bytes[..at]);
+        return Err(Error::InexactNumber {
+            path: path.to_owned(),
+            line,
+            column,
+        });
+    }
     match value {
         Value::Object(map) => Ok(map),
         other => Err(Error::NotAnObject {
@@ -161,10 +171,60 @@ pub(crate) fn kind_name(value: &Value) -> &'static str {
     }
 }
 
-/// A JSON value deserializer that fails on a repeated name in any object and
-/// records the name (a name is not secret; values never are recorded).
+/// The start of the first integer literal in `text` (valid JSON) that fits
+/// neither `i64` nor `u64`. serde_json reads such a literal as the nearest
+/// double, so a migrate and rollback would give back other digits.
+fn integer_beyond_64_bits(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                // Skip the string; the JSON is valid, so it ends.
+                i += 1;
+                while bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < bytes.len()
+                    && matches!(bytes[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                {
+                    i += 1;
+                }
+                let literal = &text[start..i];
+                let integer = !literal.contains(['.', 'e', 'E']);
+                if integer && literal.parse::<i64>().is_err() && literal.parse::<u64>().is_err() {
+                    return Some(start);
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// Integral doubles of this magnitude or more are where an integer literal
+/// beyond `u64`/`i64` lands (as do huge numbers written with an exponent,
+/// which are kept: only the source text tells them apart).
+const HUGE_WHOLE_NUMBER: f64 = 18_446_744_073_709_551_616.0; // 2^64
+
+/// What [`Strict`] saw besides the value.
+#[derive(Default)]
+struct State {
+    /// A name that appears twice in one object (a name is not secret;
+    /// values are never recorded).
+    duplicate: RefCell<Option<String>>,
+    /// Whether a number read as a whole double of 2^64 or more.
+    huge_whole_number: Cell<bool>,
+}
+
+/// A JSON value deserializer that fails on a repeated name in any object,
+/// and notes numbers that may have been integers beyond 64 bits.
 #[derive(Clone, Copy)]
-struct Strict<'a>(&'a RefCell<Option<String>>);
+struct Strict<'a>(&'a State);
 
 impl<'de> DeserializeSeed<'de> for Strict<'_> {
     type Value = Value;
@@ -194,6 +254,11 @@ impl<'de> Visitor<'de> for Strict<'_> {
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        // `123456789012345678901234567890` arrives here as 1.2345678901234568e29;
+        // `parse_entries` looks at the text when one may have.
+        if v.fract() == 0.0 && v.abs() >= HUGE_WHOLE_NUMBER {
+            self.0.huge_whole_number.set(true);
+        }
         Number::from_f64(v)
             .map(Value::Number)
             .ok_or_else(|| E::custom("a number that is not finite"))
@@ -228,7 +293,7 @@ impl<'de> Visitor<'de> for Strict<'_> {
         while let Some(name) = access.next_key::<String>()? {
             if map.contains_key(&name) {
                 let message = format!("the name \"{name}\" appears twice");
-                *self.0.borrow_mut() = Some(name);
+                *self.0.duplicate.borrow_mut() = Some(name);
                 return Err(de::Error::custom(message));
             }
             let value = access.next_value_seed(self)?;

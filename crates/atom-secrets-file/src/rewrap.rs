@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use atom_crypto::{Classification, Keyring, classify};
+use atom_crypto::{Classification, KeyId, Keyring, classify};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -20,11 +20,11 @@ pub struct RewrapReport {
     /// `secrets.enc`.
     pub file: PathBuf,
     /// The key every string value is now sealed under.
-    pub primary_key_id: String,
+    pub primary_key_id: KeyId,
     /// Values sealed again under the primary key.
     pub rewrapped_names: Vec<String>,
     /// Of those, how many were under each older key.
-    pub from_key_id: BTreeMap<String, usize>,
+    pub from_key_id: BTreeMap<KeyId, usize>,
     /// Of those, how many were legacy tokens.
     pub from_legacy: usize,
     /// Of those, how many were plaintext.
@@ -83,7 +83,7 @@ impl SecretsDir {
         });
         let mut report = RewrapReport {
             file: path.clone(),
-            primary_key_id: keyring.primary_id().to_string(),
+            primary_key_id: keyring.primary_id(),
             rewrapped_names: Vec::new(),
             from_key_id: BTreeMap::new(),
             from_legacy: 0,
@@ -108,7 +108,7 @@ impl SecretsDir {
                     report.rewrapped_names.push(name.clone());
                     match class {
                         Classification::Sealed(id) => {
-                            *report.from_key_id.entry(id.to_string()).or_default() += 1;
+                            *report.from_key_id.entry(id).or_default() += 1;
                         }
                         Classification::Legacy => report.from_legacy += 1,
                         _ => {

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use atom_crypto::{Classification, Keyring, classify};
+use atom_crypto::{Classification, KeyCount, KeyId, Keyring, classify};
 use serde::Serialize;
 
 use crate::dir::SecretsDir;
@@ -39,19 +39,20 @@ pub struct Status {
     pub other_values: usize,
     /// The strings inside objects and arrays (of the `other_values`), each
     /// sealed under its path: how many are in each form. Their key ids
-    /// count in `by_key_id`, their legacy tokens in `legacy_secrets`.
+    /// count in `by_key`, their legacy tokens in `legacy_secrets`.
     pub nested_strings: NestedCounts,
     /// Legacy (bare Fernet) values.
     pub legacy_secrets: usize,
-    /// Sealed values per key id.
-    pub by_key_id: BTreeMap<String, usize>,
+    /// Sealed values per key, nested strings included, with each key's
+    /// role in the keyring (the shape every status report shares).
+    pub by_key: Vec<KeyCount>,
     /// With a keyring: the primary key's id.
-    pub primary_key_id: Option<String>,
+    pub primary_key_id: Option<KeyId>,
     /// With a keyring: values a rewrap would change (legacy, plaintext, or
     /// under an older key).
     pub needs_rewrap: Option<usize>,
     /// With a keyring: key ids values name that the keyring lacks.
-    pub unknown_key_ids: Vec<String>,
+    pub unknown_key_ids: Vec<KeyId>,
     /// Whether `secrets.json` exists (a plaintext copy).
     pub plaintext_file_present: bool,
     /// Whether `secrets.json.backup` exists (a plaintext copy).
@@ -80,7 +81,7 @@ impl SecretsDir {
         let mut status = Status {
             plaintext_file_present: plain.exists(),
             backup_present: self.backup_path().exists(),
-            primary_key_id: keyring.map(|k| k.primary_id().to_string()),
+            primary_key_id: keyring.map(|k| k.primary_id()),
             ..Status::default()
         };
         let (path, entries) = if enc.exists() {
@@ -109,18 +110,19 @@ enum Form {
 fn count(status: &mut Status, entries: &Entries, keyring: Option<&Keyring>) {
     let mut needs_rewrap = 0;
     let mut unknown = std::collections::BTreeSet::new();
+    let mut by_key: BTreeMap<KeyId, u64> = BTreeMap::new();
     status.total_secrets = entries.len();
     // Counts one string (top-level or nested) by key id and what a rewrap
     // would do with it; returns its form for the caller's own counters.
     let mut tally = |status: &mut Status, text: &str| match classify(text) {
         Ok(Classification::Sealed(id)) => {
-            *status.by_key_id.entry(id.to_string()).or_default() += 1;
+            *by_key.entry(id).or_default() += 1;
             if let Some(keyring) = keyring {
                 if id != keyring.primary_id() {
                     needs_rewrap += 1;
                 }
                 if !keyring.contains(id) {
-                    unknown.insert(id.to_string());
+                    unknown.insert(id);
                 }
             }
             Form::Encrypted
@@ -154,6 +156,7 @@ fn count(status: &mut Status, entries: &Entries, keyring: Option<&Keyring>) {
         });
         status.nested_strings = nested;
     }
+    status.by_key = KeyCount::list(by_key, keyring);
     if keyring.is_some() {
         status.needs_rewrap = Some(needs_rewrap);
         status.unknown_key_ids = unknown.into_iter().collect();

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use atom_crypto::{Classification, Keyring, OpenFailure, classify};
+use atom_crypto::{Classification, KeyId, Keyring, OpenFailure, classify};
 use serde::Serialize;
 
 use crate::dir::SecretsDir;
@@ -20,7 +20,7 @@ pub enum EntryCheck {
         /// `sealed` or `legacy`.
         kind: &'static str,
         /// The key that sealed it (`None` for legacy).
-        key_id: Option<String>,
+        key_id: Option<KeyId>,
     },
     /// The value does not open.
     Failed {
@@ -129,7 +129,7 @@ fn check_value(keyring: &Keyring, context: &atom_crypto::Context, stored: &str) 
     match classify(stored) {
         Ok(Classification::Sealed(id)) => EntryCheck::Ok {
             kind: "sealed",
-            key_id: Some(id.to_string()),
+            key_id: Some(id),
         },
         _ => EntryCheck::Ok {
             kind: "legacy",

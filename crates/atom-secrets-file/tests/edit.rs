@@ -23,7 +23,7 @@ fn get_set_unset_list() {
         .set(&ring, "TOKEN", &SecretString::from("t0p"))
         .expect("set");
     assert_eq!(report.action, EditAction::Added);
-    assert_eq!(report.key_id, Some(ring.primary_id().to_string()));
+    assert_eq!(report.key_id, Some(ring.primary_id()));
     let report = dir
         .set(&ring, "TOKEN", &SecretString::from("t1p"))
         .expect("set");
@@ -81,14 +81,17 @@ fn status_counts_by_kind_and_key() {
     assert_eq!(status.encrypted_secrets, 2);
     assert_eq!(status.plaintext_secrets, 0);
     assert_eq!(status.other_values, 1);
-    assert_eq!(status.by_key_id[&ring.primary_id().to_string()], 2);
+    assert_eq!(
+        atom_crypto::KeyCount::of(&status.by_key, ring.primary_id()),
+        2
+    );
     let json = serde_json::to_value(&status).expect("serialize");
     for field in [
         "secrets_file",
         "total_secrets",
         "encrypted_secrets",
         "plaintext_secrets",
-        "by_key_id",
+        "by_key",
     ] {
         assert!(json.get(field).is_some(), "{field}");
     }

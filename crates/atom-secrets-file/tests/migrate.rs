@@ -109,7 +109,7 @@ fn new_values_are_sealed_under_the_primary_key_with_private_files() {
     let ring = keyring();
     let dir = SecretsDir::new(tmp.path());
     let report = dir.migrate(&ring).expect("migrate");
-    assert_eq!(report.key_id, Some(ring.primary_id().to_string()));
+    assert_eq!(report.key_id, Some(ring.primary_id()));
     let a = read_json(&dir.encrypted_path())["a"].clone();
     assert_eq!(
         classify(a.as_str().expect("string")).expect("classify"),

@@ -74,8 +74,8 @@ fn python_original_files_are_read_verified_rewrapped_and_rolled_back() {
     assert_eq!(status.legacy_secrets, 0);
     assert_eq!(status.nested_strings.plaintext, 0);
     assert_eq!(
-        status.by_key_id[&ring.primary_id().to_string()],
-        STRINGS + NESTED.len()
+        atom_crypto::KeyCount::of(&status.by_key, ring.primary_id()),
+        (STRINGS + NESTED.len()) as u64
     );
     assert!(dir.verify(&ring).expect("verify").is_ok());
     assert_same(&plaintext, &opened(&dir, &ring));

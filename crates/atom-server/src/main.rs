@@ -132,6 +132,9 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
+            if let Some(hint) = atom_app::hints::hint(err.as_ref()) {
+                eprintln!("hint: {hint}");
+            }
             ExitCode::FAILURE
         }
     }
