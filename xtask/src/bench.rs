@@ -83,7 +83,7 @@ pub async fn bench_rotate(options: &BenchOptions) -> Result<BenchReport, Error> 
     drop_tables(&raw).await?;
     let auditor = Auditor::new(TracingSink::new());
     let config = StoreConfig::new(DatabaseUrl::parse(&options.database_url)?)
-        .with_max_connections(options.workers.get() + 2);
+        .with_max_connections(options.workers.saturating_add(2));
     let (store, _) =
         CredentialStore::open(&config, Protection::Encrypted(keyring.clone()), auditor).await?;
 
@@ -95,8 +95,7 @@ pub async fn bench_rotate(options: &BenchOptions) -> Result<BenchReport, Error> 
     let cpu = CpuSample::now();
     let started = Instant::now();
     let totals =
-        atom_rotation::rewrap_credentials(&store, options.workers.get(), options.batch_size)
-            .await?;
+        atom_rotation::rewrap_credentials(&store, options.workers, options.batch_size).await?;
     let rewrap_secs = started.elapsed().as_secs_f64();
     let (process_cores, machine_cores) = cpu.cores_busy_since();
     let status = store.status().await?;

@@ -2,9 +2,10 @@
 
 use std::sync::Arc;
 
+use crate::action::Action;
 use crate::clock::AuditClock;
 use crate::error::AuditError;
-use crate::event::{Action, Actor, AuditEvent};
+use crate::event::{Actor, AuditEvent};
 use crate::sink::AuditSink;
 
 /// `1` or `true`: record events fail-open (see [`FailureMode::Open`]).

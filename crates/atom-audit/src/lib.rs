@@ -27,6 +27,7 @@
 //! atom-crypto touches its bytes: the chain and the fingerprints use
 //! [`atom_crypto::MacKey`]s derived from it for separate purposes.
 
+mod action;
 mod auditor;
 mod clock;
 mod error;
@@ -39,10 +40,11 @@ mod sink;
 mod tracing_sink;
 mod verify;
 
+pub use action::{Action, DenialReason};
 pub use auditor::{Auditor, ENV_AUDIT_FAIL_OPEN, FailureMode};
 pub use clock::AuditClock;
 pub use error::AuditError;
-pub use event::{Action, Actor, AuditEvent, DenialReason, Outcome, Subject};
+pub use event::{Actor, AuditEvent, Outcome, Subject};
 pub use file_sink::{Durability, FileSink, FileSinkOptions, checkpoint_path};
 pub use fingerprint::{Fingerprint, Fingerprinter, mask};
 pub use key::{

@@ -808,7 +808,14 @@ fn database_urls() {
         ))
         .words_(&["cannot reach", "***"]),
         env(&format!("postgres://atom:{PLANTED}@[::1]:1/atom")).words_(&["cannot reach"]),
-        env("postgres://").words_(&["cannot connect"]),
+        env("postgres://").words_(&["names no host", "postgres://user:password@host"]),
+        env(&format!("postgres://atom:{PLANTED}@127.0.0.1:port/atom")).words_(&[
+            "not a valid URL",
+            "invalid port number",
+            "***",
+        ]),
+        env(&format!("mysql://root:{PLANTED}@/atom"))
+            .words_(&["not a valid URL (empty host)", "***"]),
         env("sqlite:///nonexistent-folder/sub/atom.db")
             .args_(&["db", "migrate"])
             .words_(&["nonexistent-folder"]),

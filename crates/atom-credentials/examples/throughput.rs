@@ -18,8 +18,9 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use atom_audit::{AuditError, AuditEvent, AuditSink, Auditor};
+use atom_credentials::test_util::TestDb;
 use atom_credentials::{
-    CredentialStore, DatabaseUrl, Provider, RewrapOptions, StoreConfig, UserId,
+    Backend, CredentialStore, DatabaseUrl, Provider, RewrapOptions, StoreConfig, UserId,
 };
 use atom_crypto::{Context, Key, Keyring, Protection, SecretString};
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement, TransactionTrait, Value};
@@ -39,55 +40,39 @@ impl AuditSink for Counting {
     }
 }
 
-fn with_database(admin: &str, name: &str) -> String {
-    let start = admin.find("://").map_or(0, |i| i + 3);
-    let root = match admin[start..].find('/') {
-        Some(i) => &admin[..start + i],
-        None => admin,
-    };
-    format!("{root}/{name}")
-}
-
 #[tokio::main]
 async fn main() {
     let mut args = std::env::args().skip(1);
     let rows: usize = args.next().map_or(100_000, |a| a.parse().unwrap());
-    let workers: u32 = args.next().map_or_else(
-        || std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+    let workers: std::num::NonZeroU32 = args.next().map_or_else(
+        || {
+            std::thread::available_parallelism()
+                .ok()
+                .and_then(|n| u32::try_from(n.get()).ok())
+                .and_then(std::num::NonZeroU32::new)
+                .unwrap_or(std::num::NonZeroU32::MIN)
+        },
         |a| a.parse().unwrap(),
     );
     let batch: std::num::NonZeroU32 = args
         .next()
         .map_or(atom_credentials::DEFAULT_BATCH_SIZE, |a| a.parse().unwrap());
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite = format!("sqlite://{}/bench.db", dir.path().display());
-    run("SQLite", &sqlite, rows, workers, batch).await;
-    for (name, var) in [
-        ("PostgreSQL", "ATOM_TEST_POSTGRES_URL"),
-        ("MariaDB", "ATOM_TEST_MYSQL_URL"),
-    ] {
-        let Ok(admin) = std::env::var(var) else {
-            println!("{name}: skipped (set {var})");
-            continue;
-        };
-        let db = format!("atom_bench_{}", std::process::id());
-        let conn = Database::connect(admin.as_str()).await.unwrap();
-        conn.execute_unprepared(&format!("CREATE DATABASE {db}"))
-            .await
-            .unwrap();
-        run(name, &with_database(&admin, &db), rows, workers, batch).await;
-        let force = if name == "PostgreSQL" {
-            " WITH (FORCE)"
-        } else {
-            ""
-        };
-        conn.execute_unprepared(&format!("DROP DATABASE {db}{force}"))
-            .await
-            .unwrap();
+    for backend in [Backend::Sqlite, Backend::Postgres, Backend::MySql] {
+        // A fresh database, dropped at the end; a server backend whose
+        // variable is unset prints SKIPPED.
+        if let Some(db) = TestDb::new(backend, "throughput").await {
+            run(&backend.to_string(), &db.url, rows, workers, batch).await;
+        }
     }
 }
 
-async fn run(name: &str, url: &str, rows: usize, workers: u32, batch: std::num::NonZeroU32) {
+async fn run(
+    name: &str,
+    url: &str,
+    rows: usize,
+    workers: std::num::NonZeroU32,
+    batch: std::num::NonZeroU32,
+) {
     let old = Key::generate().unwrap();
     let new = Key::generate().unwrap();
     let sink = Arc::new(Counting::default());

@@ -1,6 +1,8 @@
 //! How the store is configured: the database URL, the plaintext
 //! transition setting and the pool size, from the environment or code.
 
+use std::num::NonZeroU32;
+
 use crate::error::CredentialError;
 use crate::url::DatabaseUrl;
 
@@ -84,8 +86,8 @@ impl StoreConfig {
     }
 
     /// The same settings with another pool size.
-    pub fn with_max_connections(mut self, n: u32) -> StoreConfig {
-        self.max_connections = Some(n.max(1));
+    pub fn with_max_connections(mut self, n: NonZeroU32) -> StoreConfig {
+        self.max_connections = Some(n.get());
         self
     }
 

@@ -29,6 +29,11 @@ mod rewrap;
 mod sql;
 mod status;
 mod store;
+#[cfg(feature = "test-util")]
+// Test set-up that cannot work is a failed test: these helpers panic, as
+// their `# Panics` sections say.
+#[allow(clippy::expect_used, clippy::panic)]
+pub mod test_util;
 mod time;
 mod url;
 mod user_id;

@@ -2,17 +2,17 @@
 
 use atom_audit::Action;
 use atom_crypto::{Classification, KeyCount, KeyId, classify};
+use sea_orm::sea_query::{Expr, ExprTrait as _, Func, Order, Query};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QuerySelect};
 
 use crate::entity;
 
 use crate::entity::TABLE;
 use crate::error::CredentialError;
-use crate::sql::statement;
 use crate::store::CredentialStore;
 
 /// Rows read per query when classifying rows without a key id.
-const PAGE: usize = 1000;
+const PAGE: u16 = 1000;
 
 /// Counts of stored credentials by how they are protected.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -104,7 +104,7 @@ impl CredentialStore {
 
     /// Classifies the rows without a key id, page by page.
     async fn classify_unkeyed(&self, status: &mut StoreStatus) -> Result<(), CredentialError> {
-        self.each_unkeyed_row(TABLE, "user_id, provider, encrypted_token", |row| {
+        self.each_unkeyed_row(TABLE, &["user_id", "provider", "encrypted_token"], |row| {
             let token: String = row.try_get("", "encrypted_token")?;
             match classify(&token) {
                 Ok(Classification::Plaintext) => {
@@ -130,29 +130,28 @@ impl CredentialStore {
     /// `columns`), page by page on the primary key, never OFFSET.
     async fn each_unkeyed_row(
         &self,
-        table: &str,
-        columns: &str,
+        table: &'static str,
+        columns: &[&'static str],
         mut f: impl FnMut(&sea_orm::QueryResult) -> Result<(), CredentialError>,
     ) -> Result<(), CredentialError> {
-        let backend = self.db.get_database_backend();
         let mut last = i64::MIN;
         loop {
-            let rows = self
-                .db
-                .query_all_raw(statement(
-                    backend,
-                    &format!(
-                        "SELECT id, {columns} FROM {table} WHERE key_id IS NULL AND id > ? ORDER BY id LIMIT {PAGE}"
-                    ),
-                    vec![last.into()],
-                ))
-                .await?;
+            let page = Query::select()
+                .column("id")
+                .columns(columns.iter().copied())
+                .from(table)
+                .and_where(Expr::col("key_id").is_null())
+                .and_where(Expr::col("id").gt(last))
+                .order_by("id", Order::Asc)
+                .limit(u64::from(PAGE))
+                .to_owned();
+            let rows = self.db.query_all(&page).await?;
             let Some(row) = rows.last() else { break };
             last = row.try_get("", "id")?;
             for row in &rows {
                 f(row)?;
             }
-            if rows.len() < PAGE {
+            if rows.len() < usize::from(PAGE) {
                 break;
             }
         }
@@ -203,24 +202,21 @@ impl CredentialStore {
 
     async fn rows_of_table_under(
         &self,
-        table: &str,
+        table: &'static str,
         id: KeyId,
         probe: &atom_crypto::Keyring,
     ) -> Result<u64, CredentialError> {
-        let backend = self.db.get_database_backend();
-        let row = self
-            .db
-            .query_one_raw(statement(
-                backend,
-                &format!("SELECT COUNT(*) AS n FROM {table} WHERE key_id = ?"),
-                vec![id.to_string().into()],
-            ))
-            .await?;
+        let count = Query::select()
+            .expr_as(Func::count(Expr::col("id")), "n")
+            .from(table)
+            .and_where(Expr::col("key_id").eq(id.to_string()))
+            .to_owned();
+        let row = self.db.query_one(&count).await?;
         let mut n = match row {
             Some(row) => u64::try_from(row.try_get::<i64>("", "n")?).unwrap_or(0),
             None => 0,
         };
-        self.each_unkeyed_row(table, "encrypted_token", |row| {
+        self.each_unkeyed_row(table, &["encrypted_token"], |row| {
             let token: Option<String> = row.try_get("", "encrypted_token")?;
             if let Some(token) = token
                 && matches!(classify(&token), Ok(Classification::Legacy))

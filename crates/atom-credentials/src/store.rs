@@ -9,27 +9,27 @@
 //! trail never claims a change that did not happen without saying so.
 
 use std::fmt;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use atom_audit::{Action, AuditClock, Auditor, Outcome, Subject};
 use atom_crypto::{ExposeSecret, KeyId, Protection, SecretString};
 use chrono::NaiveDateTime;
-use sea_orm::sea_query::OnConflict;
+use sea_orm::sea_query::{Expr, ExprTrait as _, LockType, OnConflict, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
     DbBackend, EntityTrait, QueryFilter, QueryOrder, QueryResult, QuerySelect,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait, Value,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
 use crate::audit::StoreAudit;
 use crate::config::StoreConfig;
-use crate::entity::{self, ARCHIVE_TABLE, TABLE};
+use crate::entity::{self, ARCHIVE_TABLE};
 use crate::error::CredentialError;
 use crate::info::{CredentialInfo, ErasureReport};
 use crate::migration::{self, MigrationReport};
 use crate::provider::Provider;
 use crate::reveal::{conceal, reveal};
-use crate::sql::statement;
 use crate::time::{db_now, from_db};
 use crate::url::Backend;
 use crate::user_id::UserId;
@@ -78,7 +78,8 @@ impl CredentialStore {
         // opens: an SQLite connection that read the schema before the
         // migration changed it can prepare statements against the old one
         // (e.g. "ON CONFLICT clause does not match any UNIQUE constraint").
-        let migrating = crate::connect::connect(&config.clone().with_max_connections(1)).await?;
+        let migrating =
+            crate::connect::connect(&config.clone().with_max_connections(NonZeroU32::MIN)).await?;
         let report = migration::run(&migrating, &config.database_url).await?;
         migrating.close().await?;
         let db = crate::connect::connect(config).await?;
@@ -352,49 +353,44 @@ impl CredentialStore {
     /// archived rows, and returns what was removed. Audited as
     /// `user_credentials_erased`.
     pub async fn erase_user(&self, user: &UserId) -> Result<ErasureReport, CredentialError> {
+        use entity::Column as C;
         let txn = self.begin_write().await?;
-        let cols = "provider, key_id, created_at, updated_at";
-        let uid = || vec![Value::from(user.as_str())];
+        let columns = [C::Provider, C::KeyId, C::CreatedAt, C::UpdatedAt];
         let rows = match self.db.get_database_backend() {
             // One statement removes and reports, so a row inserted
             // concurrently is either reported or left for a later erasure.
             DbBackend::Postgres | DbBackend::Sqlite => {
-                txn.query_all_raw(statement(
-                    txn.get_database_backend(),
-                    &format!("DELETE FROM {TABLE} WHERE user_id = ? RETURNING {cols}"),
-                    uid(),
-                ))
-                .await?
+                let delete = Query::delete()
+                    .from_table(entity::Entity)
+                    .and_where(C::UserId.eq(user.as_str()))
+                    .returning(Query::returning().columns(columns))
+                    .to_owned();
+                txn.query_all(&delete).await?
             }
             // No RETURNING: lock the user's rows (InnoDB's next-key locks also
             // keep new ones out), then delete them.
             _ => {
-                let rows = txn
-                    .query_all_raw(statement(
-                        txn.get_database_backend(),
-                        &format!("SELECT {cols} FROM {TABLE} WHERE user_id = ? FOR UPDATE"),
-                        uid(),
-                    ))
+                let select = Query::select()
+                    .columns(columns)
+                    .from(entity::Entity)
+                    .and_where(C::UserId.eq(user.as_str()))
+                    .lock(LockType::Update)
+                    .to_owned();
+                let rows = txn.query_all(&select).await?;
+                entity::Entity::delete_many()
+                    .filter(C::UserId.eq(user.as_str()))
+                    .exec(&txn)
                     .await?;
-                txn.execute_raw(statement(
-                    txn.get_database_backend(),
-                    &format!("DELETE FROM {TABLE} WHERE user_id = ?"),
-                    uid(),
-                ))
-                .await?;
                 rows
             }
         };
         let mut removed = rows.iter().map(info_row).collect::<Result<Vec<_>, _>>()?;
         removed.sort_by(|a, b| a.provider.cmp(&b.provider));
-        let archived_removed = txn
-            .execute_raw(statement(
-                txn.get_database_backend(),
-                &format!("DELETE FROM {ARCHIVE_TABLE} WHERE user_id = ?"),
-                uid(),
-            ))
-            .await?
-            .rows_affected();
+        let archived = Query::delete()
+            .from_table(ARCHIVE_TABLE)
+            .and_where(Expr::col("user_id").eq(user.as_str()))
+            .to_owned();
+        let archived_removed = txn.execute(&archived).await?.rows_affected();
         let action = Action::UserCredentialsErased {
             user: user.to_string(),
             count: removed.len() as u64,

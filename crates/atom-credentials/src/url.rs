@@ -60,6 +60,9 @@ impl DatabaseUrl {
                 )));
             }
         };
+        if backend != Backend::Sqlite {
+            check_server_url(text)?;
+        }
         let text = match backend {
             // sqlx knows the MariaDB protocol as mysql.
             Backend::MySql if scheme.eq_ignore_ascii_case("mariadb") => {
@@ -143,6 +146,26 @@ impl fmt::Debug for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "DatabaseUrl({})", redact_url(&self.text))
     }
+}
+
+/// A server URL as the driver will read it (the `url` crate, as sqlx does):
+/// refused here with the form to use, instead of as a driver error later.
+fn check_server_url(text: &str) -> Result<(), CredentialError> {
+    const FORM: &str = "the form is postgres://user:password@host:port/database (or mysql://...), with special characters in the password percent-encoded";
+    // url's messages are fixed phrases ("invalid port number"), never the input.
+    let parsed = ::url::Url::parse(text).map_err(|e| {
+        CredentialError::Config(format!(
+            "database URL {} is not a valid URL ({e}); {FORM}",
+            redact_url(text)
+        ))
+    })?;
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(CredentialError::Config(format!(
+            "database URL {} names no host; {FORM}",
+            redact_url(text)
+        )));
+    }
+    Ok(())
 }
 
 fn has_query_param(url: &str, name: &str) -> bool {

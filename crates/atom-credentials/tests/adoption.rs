@@ -7,6 +7,7 @@ use super::KIND;
 use atom_credentials::{CredentialStore, RewrapOptions};
 use atom_crypto::Key;
 
+use crate::common::RawAccess as _;
 use crate::common::{self, encrypted, provider, reveal, secret, user};
 
 db_test!(adopts_a_legacy_table_without_losing_a_row, |db| {
@@ -21,7 +22,7 @@ db_test!(adopts_a_legacy_table_without_losing_a_row, |db| {
     let id = match db.kind {
         common::Kind::Postgres => "SERIAL NOT NULL",
         common::Kind::MySql => "INTEGER NOT NULL AUTO_INCREMENT",
-        common::Kind::Sqlite => "INTEGER NOT NULL",
+        _ => "INTEGER NOT NULL",
     };
     raw.exec(
         &format!(

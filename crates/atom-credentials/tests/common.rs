@@ -1,156 +1,30 @@
-//! The test harness: a fresh database per test on each backend, keys,
-//! audit sinks, and raw SQL access for tampering.
-//!
-//! SQLite always runs (a file in a temporary directory). PostgreSQL and
-//! MariaDB run when `ATOM_TEST_POSTGRES_URL` / `ATOM_TEST_MYSQL_URL` name an
-//! admin URL (`.ci/run` sets both): each test creates its own database
-//! `atom_t_<random>` there, connects to it, and drops it at the end, so
-//! parallel tests never see each other's rows. Unset, the test prints a
-//! SKIPPED notice to stderr and passes.
+//! The test harness: a fresh database per test on each backend
+//! (`atom_credentials::test_util::TestDb`: SQLite always, PostgreSQL and
+//! MariaDB when `.ci/run`'s variables name their servers, otherwise a
+//! printed SKIPPED notice), keys, audit sinks, and raw SQL access for
+//! tampering.
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use atom_audit::{Action, AuditError, AuditEvent, AuditSink, Auditor, MemorySink};
-use atom_credentials::{CredentialStore, DatabaseUrl, Provider, StoreConfig, UserId};
+use atom_credentials::{CredentialStore, Provider, UserId};
 use atom_crypto::{Key, Keyring, Protection};
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement, Value};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, Value};
 
-/// Which database a test body runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    Sqlite,
-    Postgres,
-    MySql,
-}
+pub(crate) use atom_credentials::Backend as Kind;
+pub(crate) use atom_credentials::test_util::TestDb;
 
-pub(crate) const ENV_POSTGRES: &str = "ATOM_TEST_POSTGRES_URL";
-pub(crate) const ENV_MYSQL: &str = "ATOM_TEST_MYSQL_URL";
-
-/// A database of one test. Dropped (on the server) when the value drops.
-pub(crate) struct TestDb {
-    pub(crate) kind: Kind,
-    /// The URL with its password, for the test's own raw connection.
-    pub(crate) url: String,
-    server: Option<(String, String)>, // (admin url, database name)
-    _dir: Option<tempfile::TempDir>,
-}
-
-fn unique_name() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut h = RandomState::new().build_hasher();
-    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    h.write_u32(std::process::id());
-    format!("atom_t_{:016x}", h.finish())
-}
-
-/// `admin` with its database name replaced by `name`.
-fn with_database(admin: &str, name: &str) -> String {
-    let (base, query) = match admin.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (admin, None),
-    };
-    let authority_end = base.find("://").map_or(0, |i| i + 3);
-    let root = match base[authority_end..].find('/') {
-        Some(slash) => &base[..authority_end + slash],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{root}/{name}?{q}"),
-        None => format!("{root}/{name}"),
-    }
-}
-
-impl TestDb {
-    /// A fresh database, or `None` (with a notice) when the backend's
-    /// server is not configured.
-    pub(crate) async fn new(kind: Kind, test: &str) -> Option<TestDb> {
-        match kind {
-            Kind::Sqlite => {
-                let dir = tempfile::tempdir().unwrap();
-                let url = format!("sqlite://{}/atom.db", dir.path().display());
-                Some(TestDb {
-                    kind,
-                    url,
-                    server: None,
-                    _dir: Some(dir),
-                })
-            }
-            Kind::Postgres | Kind::MySql => {
-                let var = if kind == Kind::Postgres {
-                    ENV_POSTGRES
-                } else {
-                    ENV_MYSQL
-                };
-                let Some(admin) = std::env::var(var).ok().filter(|v| !v.is_empty()) else {
-                    // Straight to stderr: the test harness captures eprintln!.
-                    use std::io::Write as _;
-                    let _ = writeln!(
-                        std::io::stderr(),
-                        "SKIPPED {test} on {kind:?} (set {var}, e.g. as .ci/run does, to run it)"
-                    );
-                    return None;
-                };
-                let name = unique_name();
-                let conn = Database::connect(admin.as_str()).await.unwrap();
-                conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
-                    .await
-                    .unwrap();
-                conn.close().await.unwrap();
-                Some(TestDb {
-                    kind,
-                    url: with_database(&admin, &name),
-                    server: Some((admin, name)),
-                    _dir: None,
-                })
-            }
-        }
-    }
-
-    pub(crate) fn config(&self) -> StoreConfig {
-        StoreConfig::new(DatabaseUrl::parse(&self.url).unwrap())
-    }
-
+/// Raw SQL access to a test database.
+pub(crate) trait RawAccess {
     /// A connection of the test's own, for raw SQL.
-    pub(crate) async fn raw(&self) -> Raw {
-        let url = match self.kind {
-            Kind::Sqlite => format!("{}?mode=rwc", self.url),
-            _ => self.url.clone(),
-        };
-        let conn = Database::connect(url).await.unwrap();
-        Raw(conn)
-    }
+    async fn raw(&self) -> Raw;
 }
 
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let Some((admin, name)) = self.server.take() else {
-            return;
-        };
-        let force = if self.kind == Kind::Postgres {
-            " WITH (FORCE)"
-        } else {
-            ""
-        };
-        // Drop runs inside the test's runtime; use a thread of our own.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok(conn) = Database::connect(admin.as_str()).await {
-                    let _ = conn
-                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name}{force}"))
-                        .await;
-                    let _ = conn.close().await;
-                }
-            });
-        })
-        .join();
+impl RawAccess for TestDb {
+    async fn raw(&self) -> Raw {
+        Raw(self.connect().await)
     }
 }
 

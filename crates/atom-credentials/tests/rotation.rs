@@ -5,7 +5,9 @@ use atom_audit::{Action, Outcome, Subject};
 use atom_credentials::CredentialStore;
 use atom_crypto::OpenFailure;
 use atom_crypto::{Key, Protection};
+use std::num::NonZeroU32;
 
+use crate::common::RawAccess as _;
 use crate::common::{self, encrypted, open, provider, reveal, secret, user};
 
 use atom_credentials::{IdRange, RewrapOptions, StoreStatus};
@@ -241,7 +243,7 @@ db_test!(parallel_workers_on_split_ranges_and_shared_range, |db| {
     let (store, _) = open(&db, encrypted(&new, &[&old])).await;
 
     // Disjoint ranges: each row belongs to exactly one worker.
-    let ranges = store.split_ids(3).await.unwrap();
+    let ranges = store.split_ids(NonZeroU32::new(3).unwrap()).await.unwrap();
     assert_eq!(ranges.len(), 3);
     let mut workers = Vec::new();
     for (i, range) in ranges.into_iter().enumerate() {

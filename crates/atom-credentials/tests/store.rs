@@ -11,6 +11,7 @@ use atom_credentials::{CredentialError, CredentialStore};
 use atom_crypto::OpenFailure;
 use atom_crypto::{FixedClock, Key, Protection};
 
+use crate::common::RawAccess as _;
 use crate::common::{self, encrypted, open, provider, reveal, secret, user};
 
 db_test!(put_then_get_round_trips_and_is_audited, |db| {
@@ -229,7 +230,7 @@ db_test!(open_existing_changes_nothing, |db| {
             match db.kind {
                 common::Kind::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE '%credential%'",
                 common::Kind::Postgres => "SELECT COUNT(*) FROM information_schema.tables WHERE table_name LIKE '%credential%' AND table_schema = current_schema()",
-                common::Kind::MySql => "SELECT COUNT(*) FROM information_schema.tables WHERE table_name LIKE '%credential%' AND table_schema = DATABASE()",
+                _ => "SELECT COUNT(*) FROM information_schema.tables WHERE table_name LIKE '%credential%' AND table_schema = DATABASE()",
             },
             vec![],
         )

@@ -44,7 +44,7 @@ pub(crate) fn cores() -> NonZeroU32 {
 /// How to run the workers.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct EngineConfig {
-    pub(crate) workers: u32,
+    pub(crate) workers: NonZeroU32,
     pub(crate) batch_size: NonZeroU32,
     /// Share one range with `FOR UPDATE SKIP LOCKED` (PostgreSQL only).
     pub(crate) skip_locked: bool,
@@ -115,7 +115,7 @@ pub(crate) async fn plan_ranges(
         return Ok(saved.to_vec());
     }
     Ok(store
-        .split_ids(config.workers.max(1))
+        .split_ids(config.workers)
         .await?
         .into_iter()
         .map(|r| RangeCursor {
@@ -158,7 +158,7 @@ pub(crate) async fn run(
     }));
     let mut tasks = Vec::new();
     if skip_locked {
-        for _ in 0..config.workers.max(1) {
+        for _ in 0..config.workers.get() {
             let options = base.clone().skip_locked(true);
             tasks.push(spawn_worker(store, options, None, &shared, bar));
         }
@@ -235,11 +235,11 @@ pub struct RewrapTotals {
 /// rotation.
 pub async fn rewrap_credentials(
     store: &CredentialStore,
-    workers: u32,
+    workers: NonZeroU32,
     batch_size: NonZeroU32,
 ) -> Result<RewrapTotals, Error> {
     let config = EngineConfig {
-        workers: workers.max(1),
+        workers,
         batch_size,
         skip_locked: false,
         seal_plaintext: false,

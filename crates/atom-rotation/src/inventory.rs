@@ -185,7 +185,7 @@ impl Sources {
                 let parsed = DatabaseUrl::parse(url).map_err(|e| Error::Usage(e.to_string()))?;
                 database = parsed.to_string();
                 let config = StoreConfig::new(parsed.clone())
-                    .with_max_connections(engine.workers.max(1) + 2);
+                    .with_max_connections(engine.workers.saturating_add(2));
                 let protection = Protection::Encrypted(keyring.clone());
                 if parsed.sqlite_file_missing() {
                     report.notes.push(format!(

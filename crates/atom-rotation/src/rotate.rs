@@ -94,7 +94,7 @@ struct Run<'a> {
 impl EngineConfig {
     fn of(options: &RotateOptions) -> EngineConfig {
         EngineConfig {
-            workers: options.workers.get(),
+            workers: options.workers,
             batch_size: options.batch_size,
             skip_locked: options.skip_locked,
             seal_plaintext: options.seal_plaintext,

@@ -2,17 +2,13 @@
 //! credential table holding current, older-key, legacy and plaintext
 //! values, on a fresh database per test.
 //!
-//! SQLite always runs (a file in a temporary directory). PostgreSQL and
-//! MariaDB run when `ATOM_TEST_POSTGRES_URL` / `ATOM_TEST_MYSQL_URL` name an
-//! admin URL: each test creates its own database `rot_t_<random>` there
-//! and drops it at the end. Unset, the test prints SKIPPED and passes.
+//! The databases are `atom_credentials::test_util::TestDb`: SQLite always,
+//! PostgreSQL and MariaDB when `.ci/run`'s variables name their servers,
+//! otherwise a printed SKIPPED notice.
 
 use std::collections::BTreeMap;
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use atom_audit::{Auditor, MemorySink};
 use atom_credentials::{CredentialStore, DatabaseUrl, Provider, StoreConfig, UserId};
@@ -21,122 +17,10 @@ use atom_crypto::{
 };
 use atom_rotation::{KeyFiles, Keys, RotateOptions};
 use atom_secrets_file::{SecretValue, SecretsDir};
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement, Value};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, Value};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    Sqlite,
-    Postgres,
-    MySql,
-}
-
-pub(crate) const ENV_POSTGRES: &str = "ATOM_TEST_POSTGRES_URL";
-pub(crate) const ENV_MYSQL: &str = "ATOM_TEST_MYSQL_URL";
-
-/// A random number (tests need variety, not secrecy).
-pub(crate) fn random_u64() -> u64 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut h = RandomState::new().build_hasher();
-    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    h.write_u32(std::process::id());
-    h.finish()
-}
-
-/// A database of one test, dropped on the server when the value drops.
-pub(crate) struct TestDb {
-    pub(crate) kind: Kind,
-    pub(crate) url: String,
-    server: Option<(String, String)>,
-    _dir: Option<tempfile::TempDir>,
-}
-
-fn with_database(admin: &str, name: &str) -> String {
-    let (base, query) = match admin.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (admin, None),
-    };
-    let authority_end = base.find("://").map_or(0, |i| i + 3);
-    let root = match base[authority_end..].find('/') {
-        Some(slash) => &base[..authority_end + slash],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{root}/{name}?{q}"),
-        None => format!("{root}/{name}"),
-    }
-}
-
-impl TestDb {
-    pub(crate) async fn new(kind: Kind, test: &str) -> Option<TestDb> {
-        let env = match kind {
-            Kind::Sqlite => {
-                let dir = tempfile::tempdir().unwrap();
-                let url = format!("sqlite://{}/atom.db", dir.path().display());
-                return Some(TestDb {
-                    kind,
-                    url,
-                    server: None,
-                    _dir: Some(dir),
-                });
-            }
-            Kind::Postgres => ENV_POSTGRES,
-            Kind::MySql => ENV_MYSQL,
-        };
-        let Some(admin) = std::env::var(env).ok().filter(|v| !v.is_empty()) else {
-            // Straight to stderr: the test harness captures eprintln!.
-            use std::io::Write as _;
-            let _ = writeln!(std::io::stderr(), "SKIPPED {test} on {kind:?} (set {env})");
-            return None;
-        };
-        let name = format!("rot_t_{:016x}", random_u64());
-        let conn = Database::connect(admin.as_str()).await.unwrap();
-        conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-        conn.close().await.unwrap();
-        Some(TestDb {
-            kind,
-            url: with_database(&admin, &name),
-            server: Some((admin, name)),
-            _dir: None,
-        })
-    }
-
-    pub(crate) async fn connect(&self) -> DatabaseConnection {
-        let url = if self.kind == Kind::Sqlite {
-            format!("{}?mode=rwc", self.url)
-        } else {
-            self.url.clone()
-        };
-        Database::connect(url.as_str()).await.unwrap()
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let Some((admin, name)) = self.server.take() else {
-            return;
-        };
-        let kind = self.kind;
-        // Drop runs outside async; use a runtime of its own on a thread.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                let conn = Database::connect(admin.as_str()).await.unwrap();
-                let sql = match kind {
-                    Kind::Postgres => format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-                    _ => format!("DROP DATABASE IF EXISTS {name}"),
-                };
-                let _ = conn.execute_unprepared(&sql).await;
-                let _ = conn.close().await;
-            });
-        })
-        .join();
-    }
-}
+pub(crate) use atom_credentials::Backend as Kind;
+pub(crate) use atom_credentials::test_util::{TestDb, random_u64};
 
 /// One test's world: key files (old primary, an older decrypt-only key),
 /// a secrets file and a credential table with values of every kind.

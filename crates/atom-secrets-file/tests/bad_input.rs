@@ -1,9 +1,9 @@
 //! Every kind of bad input is a clear error naming the file, and leaves the
 //! disk byte for byte as it was.
 
+use atom_crypto::SecretString;
 use atom_crypto::{Key, Keyring};
 use atom_secrets_file::{Error, SecretsDir};
-use secrecy::SecretString;
 
 use crate::common::{keyring, snapshot, temp, write};
 

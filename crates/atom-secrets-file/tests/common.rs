@@ -3,9 +3,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use atom_crypto::ExposeSecret as _;
 use atom_crypto::{Key, Keyring};
 use atom_secrets_file::{SecretValue, SecretsDir};
-use secrecy::ExposeSecret as _;
 use serde_json::{Map, Value};
 
 pub(crate) fn key() -> Key {

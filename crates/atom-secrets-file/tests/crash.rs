@@ -7,9 +7,9 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use atom_crypto::SecretString;
 use atom_crypto::{Key, Keyring};
 use atom_secrets_file::{SecretsDir, WriteHook, WriteStep};
-use secrecy::SecretString;
 use serde_json::{Map, json};
 
 use crate::common::{assert_same, opened, parse, read_json, snapshot, temp, temp_files, write};

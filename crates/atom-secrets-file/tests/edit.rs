@@ -5,11 +5,11 @@ use std::process::Command;
 use std::sync::Arc;
 
 use atom_crypto::Protection;
+use atom_crypto::{ExposeSecret as _, SecretString};
 use atom_secrets_file::{
     AutoMigration, ENV_AUTO_MIGRATE, EditAction, Error, SecretValue, SecretsDir, ShredOptions,
     env_var_name,
 };
-use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::json;
 
 use crate::common::{keyring, snapshot, temp, write};

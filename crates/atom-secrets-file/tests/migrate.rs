@@ -1,8 +1,8 @@
 //! migrate: idempotent, never seals twice, never overwrites newer values.
 
+use atom_crypto::SecretString;
 use atom_crypto::{Classification, classify};
 use atom_secrets_file::{Error, SecretsDir};
-use secrecy::SecretString;
 use serde_json::Value;
 
 use crate::common::{keyring, read_json, snapshot, temp, write};

@@ -1,8 +1,8 @@
 //! rollback: back to plaintext from the current secrets.enc, keeping
 //! everything it replaces.
 
+use atom_crypto::SecretString;
 use atom_secrets_file::SecretsDir;
-use secrecy::SecretString;
 
 use crate::common::{assert_same, keyring, parse, read_json, temp, write};
 

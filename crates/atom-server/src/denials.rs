@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -18,14 +19,14 @@ pub struct DenialLimits {
     /// The window refusals are counted in.
     pub window: Duration,
     /// Refusals of one source in one window before it gets 429.
-    pub limit: u32,
+    pub limit: NonZeroU32,
 }
 
 impl Default for DenialLimits {
     fn default() -> DenialLimits {
         DenialLimits {
             window: Duration::from_secs(10),
-            limit: 20,
+            limit: NonZeroU32::new(20).unwrap_or(NonZeroU32::MIN),
         }
     }
 }
@@ -90,7 +91,7 @@ impl Denials {
         window.refusals += 1;
         let gate = if window.refusals == 1 {
             Gate::Record
-        } else if window.refusals > u64::from(self.limits.limit) {
+        } else if window.refusals > u64::from(self.limits.limit.get()) {
             Gate::Refuse
         } else {
             Gate::Count
@@ -140,7 +141,7 @@ mod tests {
     fn first_is_recorded_then_counted_then_refused_and_aggregated() {
         let d = Denials::new(DenialLimits {
             window: Duration::from_secs(3600),
-            limit: 3,
+            limit: NonZeroU32::new(3).unwrap(),
         });
         let ip: Option<IpAddr> = Some("10.0.0.1".parse().unwrap());
         let other: Option<IpAddr> = Some("10.0.0.2".parse().unwrap());

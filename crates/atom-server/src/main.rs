@@ -2,6 +2,7 @@
 //! and rules live in the library.
 
 use std::net::SocketAddr;
+use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -38,60 +39,60 @@ struct LimitArgs {
     #[arg(
         long,
         env = "ATOM_HEADER_TIMEOUT_SECS",
-        default_value_t = 10,
+        default_value = "10",
         value_name = "SECS"
     )]
-    header_timeout: u64,
+    header_timeout: NonZeroU64,
     /// Seconds a connection may go without sending anything while the
     /// server waits for it (e.g. in the middle of a body) before it is closed.
     #[arg(
         long,
         env = "ATOM_IDLE_TIMEOUT_SECS",
-        default_value_t = 60,
+        default_value = "60",
         value_name = "SECS"
     )]
-    idle_timeout: u64,
+    idle_timeout: NonZeroU64,
     /// Connections served at once; more are answered 503 and closed.
     #[arg(
         long,
         env = "ATOM_MAX_CONNECTIONS",
-        default_value_t = 512,
+        default_value = "512",
         value_name = "N"
     )]
-    max_connections: usize,
+    max_connections: NonZeroUsize,
     /// Refused requests (401, 403) counted per source address in windows of
     /// this many seconds: the first of a window is audited on its own, the
     /// rest as one event with their count.
     #[arg(
         long,
         env = "ATOM_DENIAL_WINDOW_SECS",
-        default_value_t = 10,
+        default_value = "10",
         value_name = "SECS"
     )]
-    denial_window: u64,
+    denial_window: NonZeroU64,
     /// Refused requests of one source in one window before it gets 429.
     #[arg(
         long,
         env = "ATOM_DENIAL_LIMIT",
-        default_value_t = 20,
+        default_value = "20",
         value_name = "N"
     )]
-    denial_limit: u32,
+    denial_limit: NonZeroU32,
 }
 
 impl LimitArgs {
     fn server(&self) -> ServerLimits {
         let mut limits = ServerLimits::default();
-        limits.header_timeout = Duration::from_secs(self.header_timeout.max(1));
-        limits.idle_timeout = Duration::from_secs(self.idle_timeout.max(1));
-        limits.max_connections = self.max_connections.max(1);
+        limits.header_timeout = Duration::from_secs(self.header_timeout.get());
+        limits.idle_timeout = Duration::from_secs(self.idle_timeout.get());
+        limits.max_connections = self.max_connections;
         limits
     }
 
     fn denials(&self) -> DenialLimits {
         let mut limits = DenialLimits::default();
-        limits.window = Duration::from_secs(self.denial_window.max(1));
-        limits.limit = self.denial_limit.max(1);
+        limits.window = Duration::from_secs(self.denial_window.get());
+        limits.limit = self.denial_limit;
         limits
     }
 }

@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -34,7 +35,7 @@ pub struct ServerLimits {
     /// is closed.
     pub idle_timeout: Duration,
     /// Connections served at once; one more is answered 503 and closed.
-    pub max_connections: usize,
+    pub max_connections: NonZeroUsize,
     /// Once shutdown is asked for, in-flight requests get this long to
     /// finish.
     pub shutdown_grace: Duration,
@@ -45,7 +46,7 @@ impl Default for ServerLimits {
         ServerLimits {
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
-            max_connections: 512,
+            max_connections: NonZeroUsize::new(512).unwrap_or(NonZeroUsize::MIN),
             shutdown_grace: Duration::from_secs(30),
         }
     }
@@ -70,7 +71,7 @@ pub async fn serve(
     limits: ServerLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let permits = Arc::new(Semaphore::new(limits.max_connections.get()));
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     // hyper's own limits sit above the router's (MAX_HEADERS and

@@ -27,7 +27,7 @@ impl TestServer {
     pub(crate) async fn start(dir: &Path, database_url: &str) -> TestServer {
         let mut denials = DenialLimits::default();
         denials.window = std::time::Duration::ZERO;
-        denials.limit = u32::MAX;
+        denials.limit = std::num::NonZeroU32::MAX;
         TestServer::start_with(dir, database_url, ServerLimits::default(), denials).await
     }
 

@@ -603,7 +603,7 @@ async fn a_flood_of_refused_requests_costs_one_record_per_window_then_429() {
     let dir = tempfile::tempdir().unwrap();
     let mut denials = DenialLimits::default();
     denials.window = Duration::from_secs(3600);
-    denials.limit = 20;
+    denials.limit = std::num::NonZeroU32::new(20).unwrap();
     let s = TestServer::start_with(
         dir.path(),
         &sqlite_url(dir.path()),
@@ -705,7 +705,7 @@ async fn half_sent_requests_are_closed_and_connections_are_capped() {
     let dir = tempfile::tempdir().unwrap();
     let mut limits = ServerLimits::default();
     limits.header_timeout = Duration::from_secs(1);
-    limits.max_connections = 8;
+    limits.max_connections = std::num::NonZeroUsize::new(8).unwrap();
     let s = TestServer::start_with(
         dir.path(),
         &sqlite_url(dir.path()),

@@ -1,47 +1,25 @@
 //! A database outage answers 503 with a JSON body, never a panic. Runs on
 //! PostgreSQL (its database can be dropped under the server) when
-//! ATOM_TEST_POSTGRES_URL is set, as .ci/run does.
+//! ATOM_TEST_POSTGRES_URL is set, as .ci/run does; otherwise SKIPPED.
 
+use atom_credentials::Backend;
+use atom_credentials::test_util::TestDb;
 use reqwest::{Client, StatusCode};
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
 
 use crate::common::TestServer;
 
-fn admin_url() -> Option<String> {
-    std::env::var("ATOM_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-}
-
-/// `postgres://user@host:port/db` with the database replaced.
-fn with_database(url: &str, db: &str) -> String {
-    match url.rsplit_once('/') {
-        Some((base, _)) => format!("{base}/{db}"),
-        None => format!("{url}/{db}"),
-    }
-}
-
 #[tokio::test]
 async fn a_dropped_database_answers_503() {
-    let Some(admin) = admin_url() else {
-        // Straight to stderr: the test harness captures eprintln!.
-        use std::io::Write as _;
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED a_dropped_database_answers_503: set ATOM_TEST_POSTGRES_URL to run it against PostgreSQL"
-        );
+    let Some(db) = TestDb::new(Backend::Postgres, "a_dropped_database_answers_503").await else {
         return;
     };
-    let name = format!("atom_srv_{}_{}", std::process::id(), crate::common::now());
-    let admin_db = Database::connect(&admin).await.unwrap();
-    admin_db
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
+    let (admin, name) = db.server().expect("a server database");
+    let admin_db = Database::connect(admin).await.unwrap();
 
     let dir = tempfile::tempdir().unwrap();
-    let s = TestServer::start(dir.path(), &with_database(&admin, &name)).await;
+    let s = TestServer::start(dir.path(), &db.url).await;
     let c = Client::new();
     let alice = s.token("alice", false);
     let path = s.url("/api/users/alice/credentials/slack");

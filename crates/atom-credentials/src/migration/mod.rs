@@ -15,6 +15,8 @@ mod m20260101_000003_add_key_id;
 mod m20260101_000004_unique_user_provider;
 mod report;
 
+use std::num::NonZeroU32;
+
 use sea_orm::DatabaseConnection;
 use sea_orm_migration::prelude::*;
 
@@ -221,7 +223,7 @@ pub async fn schema_state(
     if !state.exists {
         return Ok(state);
     }
-    let mut single = config.clone().with_max_connections(1);
+    let mut single = config.clone().with_max_connections(NonZeroU32::MIN);
     single.database_url = url;
     let db = crate::connect::connect(&single).await?;
     let pending = pending(&db).await;

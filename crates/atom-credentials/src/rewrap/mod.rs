@@ -319,7 +319,7 @@ impl CredentialStore {
     /// ranges of about equal width, for parallel workers (on one host or
     /// several). The last range is open-ended. Empty when nothing needs
     /// rewrapping.
-    pub async fn split_ids(&self, workers: u32) -> Result<Vec<IdRange>, CredentialError> {
+    pub async fn split_ids(&self, workers: NonZeroU32) -> Result<Vec<IdRange>, CredentialError> {
         let keyring = self.keyring_for("splitting the rewrap work")?;
         let bounds: Option<(Option<i64>, Option<i64>)> = entity::Entity::find()
             .select_only()
@@ -332,7 +332,7 @@ impl CredentialStore {
         let Some((Some(lo), Some(hi))) = bounds else {
             return Ok(Vec::new());
         };
-        let workers = i128::from(workers.max(1));
+        let workers = i128::from(workers.get());
         let (lo, hi) = (i128::from(lo) - 1, i128::from(hi));
         let width = ((hi - lo) + workers - 1) / workers;
         let mut ranges = Vec::new();
