@@ -89,6 +89,8 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 /// Runs every case in a folder of its own; returns how many ran.
 fn run_table(cases: Vec<Case>, prepare: impl Fn(&Path)) -> usize {
     let n = cases.len();
+    // Seen with --nocapture; docs/RELIABILITY.md counts the cases this way.
+    eprintln!("bad-input table: {n} cases");
     for case in cases {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();

@@ -152,6 +152,11 @@ fn assert_refused(
 #[test]
 fn bad_secrets_json_changes_nothing() {
     let ring = keyring();
+    // Seen with --nocapture; docs/RELIABILITY.md counts the cases this way.
+    eprintln!(
+        "bad-input table: {} secrets.json cases (each also as secrets.enc)",
+        cases().len()
+    );
     for case in cases() {
         let tmp = temp();
         write(tmp.path(), "secrets.json", &case.bytes);

@@ -162,6 +162,7 @@ async fn bad_tokens_are_refused_with_a_reason() {
         ("oversized", "a".repeat(4000), "malformed"),
     ];
     let path = s.url("/api/users/alice/credentials/slack");
+    eprintln!("bad-input table: {} JWT cases", cases.len());
     for (what, token, reason) in &cases {
         let resp = c
             .put(&path)
@@ -569,6 +570,7 @@ async fn bad_requests_each_have_a_json_error_with_its_own_code() {
         ),
     ];
     let n = cases.len();
+    eprintln!("bad-input table: {n} request cases");
     for (what, req, status, code, words) in cases {
         let resp = req.send().await.unwrap();
         assert_eq!(resp.status(), status, "{what}");
