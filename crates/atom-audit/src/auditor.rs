@@ -130,7 +130,13 @@ impl Auditor {
         if event.actor.is_none() {
             event.actor.clone_from(&self.actor);
         }
-        match self.sink.record(&event).await {
+        let result = self.sink.record(&event).await;
+        metrics::counter!(
+            "atom_audit_records_total",
+            "result" => if result.is_ok() { "recorded" } else { "failed" }
+        )
+        .increment(1);
+        match result {
             Ok(()) => Ok(()),
             Err(error) if self.mode == FailureMode::Open => {
                 tracing::error!(
@@ -143,6 +149,12 @@ impl Auditor {
             }
             Err(error) => Err(error),
         }
+    }
+
+    /// Whether the sink can record now (for a readiness probe); records
+    /// nothing.
+    pub async fn check(&self) -> Result<(), AuditError> {
+        self.sink.check().await
     }
 
     /// Flushes the sink (the file sink syncs and anchors a checkpoint).

@@ -23,6 +23,13 @@ pub trait AuditSink: Send + Sync {
     async fn flush(&self) -> Result<(), AuditError> {
         Ok(())
     }
+
+    /// Whether the sink can record now, without recording anything (for a
+    /// readiness probe): the file sink fails once poisoned or when its path
+    /// no longer names the open log.
+    async fn check(&self) -> Result<(), AuditError> {
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -33,6 +40,10 @@ impl<T: AuditSink + ?Sized> AuditSink for Arc<T> {
 
     async fn flush(&self) -> Result<(), AuditError> {
         (**self).flush().await
+    }
+
+    async fn check(&self) -> Result<(), AuditError> {
+        (**self).check().await
     }
 }
 
@@ -134,5 +145,12 @@ impl AuditSink for FanOut {
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+
+    async fn check(&self) -> Result<(), AuditError> {
+        for sink in &self.sinks {
+            sink.check().await?;
+        }
+        Ok(())
     }
 }

@@ -6,6 +6,18 @@ use chrono::{DateTime, Utc};
 use crate::provider::Provider;
 use crate::user_id::UserId;
 
+/// The connection pool at one moment ([`crate::CredentialStore::pool_usage`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolUsage {
+    /// Connections open, idle or in use.
+    pub open: u32,
+    /// Open connections waiting for work.
+    pub idle: u32,
+    /// The most connections the pool opens.
+    pub max: u32,
+}
+
 /// One credential's metadata: never its token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

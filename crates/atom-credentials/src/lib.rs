@@ -40,7 +40,7 @@ mod user_id;
 
 pub use config::{ENV_DATABASE_URL, ENV_DB_MAX_CONNECTIONS, ENV_PLAINTEXT_TRANSITION, StoreConfig};
 pub use error::CredentialError;
-pub use info::{CredentialInfo, ErasureReport};
+pub use info::{CredentialInfo, ErasureReport, PoolUsage};
 pub use migration::{MigrationReport, SchemaState, schema_state};
 pub use provider::Provider;
 pub use rewrap::{

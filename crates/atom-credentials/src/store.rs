@@ -26,7 +26,7 @@ use crate::audit::StoreAudit;
 use crate::config::StoreConfig;
 use crate::entity::{self, ARCHIVE_TABLE};
 use crate::error::CredentialError;
-use crate::info::{CredentialInfo, ErasureReport};
+use crate::info::{CredentialInfo, ErasureReport, PoolUsage};
 use crate::migration::{self, MigrationReport};
 use crate::provider::Provider;
 use crate::reveal::{conceal, reveal};
@@ -180,6 +180,30 @@ impl CredentialStore {
         &self.protection
     }
 
+    /// Whether the database answers now (a readiness probe): one round
+    /// trip, nothing read or written, not audited.
+    pub async fn ping(&self) -> Result<(), CredentialError> {
+        Ok(self.db.ping().await?)
+    }
+
+    /// The connection pool now: connections open, idle among them, and the
+    /// most it opens. For metrics.
+    pub fn pool_usage(&self) -> PoolUsage {
+        fn of<DB: sea_orm::sqlx::Database>(pool: &sea_orm::sqlx::Pool<DB>) -> PoolUsage {
+            PoolUsage {
+                open: pool.size(),
+                idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+                max: pool.options().get_max_connections(),
+            }
+        }
+        // Each getter panics only for another backend; this one is ours.
+        match self.backend {
+            Backend::Sqlite => of(self.db.get_sqlite_connection_pool()),
+            Backend::Postgres => of(self.db.get_postgres_connection_pool()),
+            Backend::MySql => of(self.db.get_mysql_connection_pool()),
+        }
+    }
+
     /// The database backend.
     pub fn backend(&self) -> Backend {
         self.backend
@@ -275,6 +299,8 @@ impl CredentialStore {
                 Ok(secret)
             }
             Err(refusal) => {
+                metrics::counter!("atom_decrypt_failures_total", "reason" => refusal.reason.as_str())
+                    .increment(1);
                 self.audit
                     .record(Action::DecryptionFailed {
                         subject: Subject::Credential {

@@ -31,6 +31,7 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 pub struct AppState {
     inner: Arc<Inner>,
     denials: Arc<Denials>,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 struct Inner {
@@ -60,6 +61,7 @@ impl AppState {
                 auditor,
             }),
             denials: Arc::new(Denials::new(DenialLimits::default())),
+            metrics: crate::metrics::handle(),
         }
     }
 
@@ -106,6 +108,8 @@ pub const MAX_HEADERS: usize = 100;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route("/api/security/configuration", get(configuration))
         .route(
             "/api/users/{user}/credentials",
@@ -121,6 +125,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(limit_headers))
+        .layer(axum::middleware::from_fn(crate::metrics::track))
         .with_state(state)
 }
 
@@ -161,8 +166,61 @@ async fn limit_headers(
     next.run(req).await
 }
 
+/// Liveness: the process answers. Nothing else is checked.
 async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
+}
+
+/// Readiness: the database answers and the audit sink can record (the
+/// file sink is not poisoned and its path still names the open log). 503
+/// with the failing checks otherwise; nothing is read, written or audited.
+async fn readyz(State(state): State<AppState>) -> axum::response::Response {
+    let database = state.inner.store.ping().await;
+    let audit = state.inner.auditor.check().await;
+    let word = |ok: bool| if ok { "ok" } else { "failing" };
+    let checks = json!({ "database": word(database.is_ok()), "audit": word(audit.is_ok()) });
+    if database.is_ok() && audit.is_ok() {
+        return Json(json!({ "status": "ready", "checks": checks })).into_response();
+    }
+    if let Err(e) = &database {
+        tracing::warn!(error = %e, "not ready: the database does not answer");
+    }
+    if let Err(e) = &audit {
+        tracing::warn!(error = %e, "not ready: the audit sink cannot record");
+    }
+    let failing: Vec<&str> = [("database", database.is_err()), ("audit", audit.is_err())]
+        .into_iter()
+        .filter_map(|(name, failed)| failed.then_some(name))
+        .collect();
+    // The error shape of every answer, with the checks beside it.
+    let body = json!({
+        "error": {
+            "code": "not_ready",
+            "message": format!("not ready: {} failing; the server log says why", failing.join(" and ")),
+        },
+        "checks": checks,
+    });
+    (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+}
+
+/// The metrics in Prometheus text format (see the `metrics` module for
+/// what is counted; nothing secret, no user ids).
+async fn metrics(State(state): State<AppState>) -> axum::response::Response {
+    let Some(handle) = &state.metrics else {
+        return ApiError::unavailable(
+            "metrics are off: this process had another metrics recorder installed",
+        )
+        .into_response();
+    };
+    crate::metrics::record_pool(state.inner.store.pool_usage());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        handle.render(),
+    )
+        .into_response()
 }
 
 /// Who sent a request: its source address (for counting refusals) and its
@@ -232,6 +290,7 @@ async fn deny(
         tracing::error!(error = %e, "could not record an access denial");
         ApiError::unavailable("the audit log is unavailable; try again later")
     };
+    metrics::counter!("atom_requests_refused_total", "reason" => reason.as_str()).increment(1);
     let (gate, ended) = state.denials.refused(caller.source);
     if let Some(aggregate) = ended {
         state

@@ -6,6 +6,7 @@ mod app;
 mod auth;
 mod denials;
 mod error;
+mod metrics;
 mod serve;
 
 pub use app::{AppState, MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_HEADERS, router};

@@ -38,10 +38,43 @@ impl TestServer {
         limits: ServerLimits,
         denials: DenialLimits,
     ) -> TestServer {
-        let keyring = Keyring::new(Key::from_bytes([3; 32]), []).unwrap();
-        let protection = Protection::Encrypted(keyring);
         let events = MemorySink::new();
         let auditor = Auditor::new(events.clone());
+        TestServer::launch(dir, database_url, limits, denials, auditor, events).await
+    }
+
+    /// A server auditing through `auditor` (e.g. over a real file sink);
+    /// `events` stays empty.
+    pub(crate) async fn start_audited(
+        dir: &Path,
+        database_url: &str,
+        auditor: Auditor,
+    ) -> TestServer {
+        let mut denials = DenialLimits::default();
+        denials.window = std::time::Duration::ZERO;
+        denials.limit = std::num::NonZeroU32::MAX;
+        let events = MemorySink::new();
+        TestServer::launch(
+            dir,
+            database_url,
+            ServerLimits::default(),
+            denials,
+            auditor,
+            events,
+        )
+        .await
+    }
+
+    async fn launch(
+        dir: &Path,
+        database_url: &str,
+        limits: ServerLimits,
+        denials: DenialLimits,
+        auditor: Auditor,
+        events: MemorySink,
+    ) -> TestServer {
+        let keyring = Keyring::new(Key::from_bytes([3; 32]), []).unwrap();
+        let protection = Protection::Encrypted(keyring);
         let config = StoreConfig::new(DatabaseUrl::parse(database_url).unwrap());
         let (store, _) = CredentialStore::open(&config, protection.clone(), auditor.clone())
             .await

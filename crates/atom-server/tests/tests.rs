@@ -8,4 +8,5 @@ mod binary;
 mod common;
 mod disk_full;
 mod hostile;
+mod observability;
 mod outage;

@@ -265,6 +265,11 @@ impl AuditSink for FileSink {
         let mut guard = Arc::clone(&self.writer).lock_owned().await;
         self.blocking(move || guard.flush()).await
     }
+
+    async fn check(&self) -> Result<(), AuditError> {
+        // One stat under the lock; nothing written, nothing poisoned.
+        self.writer.lock().await.ready()
+    }
 }
 
 /// What an append leaves to do once the line is written.

@@ -197,6 +197,17 @@ impl Writer {
         })
     }
 
+    /// Whether an append could go ahead now: not poisoned, and the path
+    /// still names the open file. Changes nothing.
+    pub(super) fn ready(&self) -> Result<(), AuditError> {
+        if self.poisoned.load(Ordering::SeqCst) {
+            return Err(AuditError::Poisoned {
+                path: self.path.clone(),
+            });
+        }
+        self.check_identity()
+    }
+
     /// Runs `step` unless the writer is poisoned, and poisons it when the
     /// step fails: after a failed write the end of the file is uncertain.
     pub(super) fn guarded<T>(

@@ -1,0 +1,93 @@
+//! Prometheus metrics (`GET /metrics`): what the server counts, and the
+//! middleware that counts requests.
+//!
+//! | metric | labels |
+//! | --- | --- |
+//! | `atom_http_requests_total` | `route` (the path template), `method`, `status` |
+//! | `atom_http_request_duration_seconds` (histogram) | `route`, `method` |
+//! | `atom_http_requests_in_flight` (gauge) | |
+//! | `atom_audit_records_total` (atom-audit) | `result`: `recorded`, `failed` |
+//! | `atom_decrypt_failures_total` (atom-credentials) | `reason`: the audit log's reason names |
+//! | `atom_requests_refused_total` | `reason`: the audit log's denial reasons |
+//! | `atom_db_pool_connections` (gauge, read at each scrape) | `state`: `open`, `idle`, `max` |
+//!
+//! No label holds a user id, provider, token or address: routes are path
+//! templates (`/api/users/{user}/credentials/{provider}`), and a path that
+//! matches no route is `unmatched`.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Request latency buckets, in seconds: 1 ms to 10 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The process's Prometheus recorder, installed on first use. `None` when
+/// the process already has another metrics recorder (a host embedding this
+/// crate with its own): `/metrics` then says so.
+pub(crate) fn handle() -> Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full("atom_http_request_duration_seconds".to_owned()),
+                    LATENCY_BUCKETS,
+                )
+                .ok()?;
+            match builder.install_recorder() {
+                Ok(handle) => Some(handle),
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics disabled: the process already has a metrics recorder");
+                    None
+                }
+            }
+        })
+        .clone()
+}
+
+/// Counts every request by route template, method and status, and times it.
+pub(crate) async fn track(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().as_str().to_owned();
+    let started = Instant::now();
+    let in_flight = metrics::gauge!("atom_http_requests_in_flight");
+    in_flight.increment(1.0);
+    let response = next.run(req).await;
+    in_flight.decrement(1.0);
+    let status = response.status().as_u16().to_string();
+    metrics::histogram!(
+        "atom_http_request_duration_seconds",
+        "route" => route.clone(),
+        "method" => method.clone()
+    )
+    .record(started.elapsed().as_secs_f64());
+    metrics::counter!(
+        "atom_http_requests_total",
+        "route" => route,
+        "method" => method,
+        "status" => status
+    )
+    .increment(1);
+    response
+}
+
+/// Sets the pool gauges from `usage` (read at each scrape).
+pub(crate) fn record_pool(usage: atom_credentials::PoolUsage) {
+    for (state, n) in [
+        ("open", usage.open),
+        ("idle", usage.idle),
+        ("max", usage.max),
+    ] {
+        metrics::gauge!("atom_db_pool_connections", "state" => state).set(f64::from(n));
+    }
+}
