@@ -8,6 +8,7 @@ mod denials;
 mod error;
 mod metrics;
 mod serve;
+mod tls;
 
 pub use app::{AppState, MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_HEADERS, router};
 pub use auth::{
@@ -17,4 +18,5 @@ pub use auth::{
 pub use error::ApiError;
 
 pub use denials::DenialLimits;
-pub use serve::{ServerLimits, serve};
+pub use serve::{ServerLimits, serve, serve_with};
+pub use tls::{Tls, TlsError};

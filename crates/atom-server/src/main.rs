@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use anyhow::Context as _;
 use atom_app::{ENV_BIND, Settings};
 use atom_audit::Actor;
 use atom_secrets_file::AuditedSecrets;
-use atom_server::{AppState, DenialLimits, JwtKeys, ServerLimits, router, serve};
+use atom_server::{AppState, DenialLimits, JwtKeys, ServerLimits, Tls, router, serve_with};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -23,6 +24,14 @@ struct Cli {
     /// Address to listen on.
     #[arg(long, env = ENV_BIND, default_value = "127.0.0.1:8000")]
     bind: SocketAddr,
+    /// PEM certificate chain (leaf first): serve HTTPS instead of HTTP.
+    /// Needs --tls-key. Both files are read again on SIGHUP; connections
+    /// already open keep their certificate.
+    #[arg(long, env = "ATOM_TLS_CERT", requires = "tls_key", value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "ATOM_TLS_KEY", requires = "tls_cert", value_name = "FILE")]
+    tls_key: Option<PathBuf>,
     #[command(flatten)]
     settings: Settings,
     #[command(flatten)]
@@ -145,6 +154,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = cli.settings;
     // The keys are checked before anything is created on disk.
     let protection = settings.protection()?;
+    let tls = match (&cli.tls_cert, &cli.tls_key) {
+        (Some(cert), Some(key)) => Some(Tls::load(cert, key)?),
+        _ => None,
+    };
     let development = settings.development()?;
     let jwt_file = settings.data_dir.join("jwt.secret");
     let jwt_configured = std::env::var_os(atom_server::ENV_JWT_SECRET).is_some()
@@ -194,11 +207,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 cli.bind
             )
         })?;
-    tracing::info!(address = %listener.local_addr()?, "atom-server listening");
-    serve(
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(address = %listener.local_addr()?, %scheme, "atom-server listening");
+    if let Some(tls) = &tls {
+        reload_on_sighup(tls.clone());
+    }
+    serve_with(
         listener,
         router(state.clone()),
         cli.limits.server(),
+        tls,
         shutdown_signal(),
     )
     .await?;
@@ -231,6 +249,34 @@ fn announce_protection(protection: &atom_crypto::Protection) {
             );
         }
     }
+}
+
+/// Reads the certificate and key again on every SIGHUP. A file that does
+/// not load leaves the certificate in use.
+fn reload_on_sighup(tls: Tls) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGHUP: the certificate will not be reloaded");
+                return;
+            }
+        };
+        while hangups.recv().await.is_some() {
+            match tls.reload() {
+                Ok(()) => {
+                    tracing::info!("SIGHUP: TLS certificate reloaded; new connections use it")
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "SIGHUP: TLS certificate NOT reloaded; still serving the previous one")
+                }
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    drop(tls);
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

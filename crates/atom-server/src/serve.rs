@@ -1,6 +1,7 @@
 //! Serving connections with limits, so that slow or half-sent requests
-//! cannot hold the server: a time limit on a request's headers, an idle
-//! timeout, a cap on concurrent connections, and a graceful shutdown.
+//! cannot hold the server: a time limit on a request's headers (and on a
+//! TLS handshake), an idle timeout, a cap on concurrent connections, and a
+//! graceful shutdown; over plain HTTP or HTTPS.
 
 use std::future::Future;
 use std::io;
@@ -21,6 +22,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, Sleep};
 use tower::ServiceExt as _;
+
+use crate::tls::Tls;
 
 /// The limits a server enforces on its connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +74,19 @@ pub async fn serve(
     limits: ServerLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
+    serve_with(listener, router, limits, None, shutdown).await
+}
+
+/// [`serve`], over HTTPS when `tls` is given: each connection's handshake
+/// uses the configuration in use when it was accepted (see
+/// [`Tls::reload`]) and must finish within the header timeout.
+pub async fn serve_with(
+    listener: TcpListener,
+    router: Router,
+    limits: ServerLimits,
+    tls: Option<Tls>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
     let permits = Arc::new(Semaphore::new(limits.max_connections.get()));
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -99,7 +115,7 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let io = TokioIo::new(IdleTimeout::new(stream, limits.idle_timeout));
+        let io = IdleTimeout::new(stream, limits.idle_timeout);
         let service =
             router
                 .clone()
@@ -107,10 +123,37 @@ pub async fn serve(
                     req.extensions_mut().insert(ConnectInfo(peer));
                     req
                 });
-        let connection = http.serve_connection(io, TowerToHyperService::new(service));
-        let connection = graceful.watch(connection);
+        let service = TowerToHyperService::new(service);
+        let (http, watcher) = (http.clone(), graceful.watcher());
+        let acceptor = tls.as_ref().map(Tls::acceptor);
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            let served = match acceptor {
+                None => {
+                    watcher
+                        .watch(http.serve_connection(TokioIo::new(io), service))
+                        .await
+                }
+                Some(acceptor) => {
+                    let handshake =
+                        tokio::time::timeout(limits.header_timeout, acceptor.accept(io));
+                    match handshake.await {
+                        Ok(Ok(stream)) => {
+                            watcher
+                                .watch(http.serve_connection(TokioIo::new(stream), service))
+                                .await
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+                            Ok(())
+                        }
+                        Err(_) => {
+                            tracing::debug!(peer = %peer, "TLS handshake timed out");
+                            Ok(())
+                        }
+                    }
+                }
+            };
+            if let Err(e) = served {
                 tracing::debug!(peer = %peer, error = %e, "connection ended");
             }
             drop(permit);

@@ -5,7 +5,7 @@ use atom_audit::{Auditor, MemorySink};
 use atom_credentials::{CredentialStore, DatabaseUrl, StoreConfig};
 use atom_crypto::{Key, Keyring, Protection};
 use atom_secrets_file::SecretsDir;
-use atom_server::{AppState, DenialLimits, JwtKeys, ServerLimits, router, serve};
+use atom_server::{AppState, DenialLimits, JwtKeys, ServerLimits, Tls, router, serve_with};
 use tokio::sync::oneshot;
 
 pub(crate) const JWT_SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
@@ -40,7 +40,25 @@ impl TestServer {
     ) -> TestServer {
         let events = MemorySink::new();
         let auditor = Auditor::new(events.clone());
-        TestServer::launch(dir, database_url, limits, denials, auditor, events).await
+        TestServer::launch(dir, database_url, limits, denials, auditor, events, None).await
+    }
+
+    /// A server over HTTPS with `tls`.
+    pub(crate) async fn start_tls(dir: &Path, database_url: &str, tls: Tls) -> TestServer {
+        let events = MemorySink::new();
+        let auditor = Auditor::new(events.clone());
+        let limits = ServerLimits::default();
+        let denials = DenialLimits::default();
+        TestServer::launch(
+            dir,
+            database_url,
+            limits,
+            denials,
+            auditor,
+            events,
+            Some(tls),
+        )
+        .await
     }
 
     /// A server auditing through `auditor` (e.g. over a real file sink);
@@ -61,6 +79,7 @@ impl TestServer {
             denials,
             auditor,
             events,
+            None,
         )
         .await
     }
@@ -72,6 +91,7 @@ impl TestServer {
         denials: DenialLimits,
         auditor: Auditor,
         events: MemorySink,
+        tls: Option<Tls>,
     ) -> TestServer {
         let keyring = Keyring::new(Key::from_bytes([3; 32]), []).unwrap();
         let protection = Protection::Encrypted(keyring);
@@ -91,9 +111,15 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel();
-        let task = tokio::spawn(serve(listener, router(state.clone()), limits, async {
-            let _ = rx.await;
-        }));
+        let task = tokio::spawn(serve_with(
+            listener,
+            router(state.clone()),
+            limits,
+            tls,
+            async {
+                let _ = rx.await;
+            },
+        ));
         TestServer {
             addr,
             events,

@@ -10,3 +10,4 @@ mod disk_full;
 mod hostile;
 mod observability;
 mod outage;
+mod tls;
