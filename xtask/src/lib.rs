@@ -5,6 +5,7 @@
 //! release mode).
 
 mod bench;
+pub mod http;
 mod sysinfo;
 
 pub use bench::{

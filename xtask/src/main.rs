@@ -41,6 +41,37 @@ enum Cmd {
     /// memory last), optionally beside the Python anchor. The database is
     /// scratch: its credential tables are dropped. Runs in release mode.
     BenchRotate(BenchArgs),
+    /// Load-test atom-server (release build, durable file audit) with a
+    /// mixed workload (30% PUT, 50% GET, 10% list, 10% DELETE) from N
+    /// keep-alive clients, beside the Python original's server.py on the
+    /// same kind of database: req/s and p50/p99/max per operation.
+    BenchHttp(HttpArgs),
+}
+
+#[derive(clap::Args)]
+struct HttpArgs {
+    /// `sqlite` (a file in a temporary folder) or `postgres`.
+    #[arg(long, default_value = "sqlite", value_parser = ["sqlite", "postgres"])]
+    database: String,
+    /// Admin URL of the PostgreSQL server; scratch databases are created
+    /// there and dropped.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    postgres_url: String,
+    /// Concurrent keep-alive clients.
+    #[arg(long, default_value_t = 16)]
+    clients: usize,
+    /// Measured seconds per server.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Users (each with four credentials).
+    #[arg(long, default_value_t = 500)]
+    users: usize,
+    /// Also load the Python original's server.py (needs fastapi, uvicorn).
+    #[arg(long)]
+    python: bool,
+    /// Folder of the Python anchor.
+    #[arg(long, default_value = "../shared/anchors/atom_py")]
+    anchor_dir: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -86,6 +117,7 @@ fn main() -> ExitCode {
         Cmd::BenchTokens { anchor_dir } => bench_tokens(&anchor_dir).map(|()| 0),
         Cmd::RotateKeys { args } => rotate_keys(&args),
         Cmd::BenchRotate(args) => bench_rotate(&args),
+        Cmd::BenchHttp(args) => bench_http(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -133,21 +165,187 @@ fn rotate_keys(args: &[String]) -> Result<u8> {
         .map_or(FAILURE, |c| u8::try_from(c).unwrap_or(FAILURE)))
 }
 
+/// Re-runs this xtask command from a release build (the measuring side
+/// must not be the bottleneck); `None` when already optimized.
+fn rerun_in_release(command: &str) -> Result<Option<u8>> {
+    if !cfg!(debug_assertions) || std::env::var_os(RELEASE_MARKER).is_some() {
+        return Ok(None);
+    }
+    let forwarded: Vec<String> = std::env::args().skip_while(|a| a != command).collect();
+    let status = Command::new(env!("CARGO"))
+        .current_dir(workspace_root())
+        .args(["run", "--quiet", "--release", "-p", "xtask", "--"])
+        .args(&forwarded)
+        .env(RELEASE_MARKER, "1")
+        .status()
+        .context("cannot start cargo for the release build")?;
+    Ok(Some(
+        status
+            .code()
+            .map_or(FAILURE, |c| u8::try_from(c).unwrap_or(FAILURE)),
+    ))
+}
+
+fn bench_http(args: &HttpArgs) -> Result<u8> {
+    if let Some(code) = rerun_in_release("bench-http")? {
+        return Ok(code);
+    }
+    use xtask::http::{
+        Load, Target, build_atom_server, drive, start_atom_server, start_python_server,
+    };
+    let root = workspace_root();
+    let binary = build_atom_server(&root)?;
+    let anchor_dir = if args.anchor_dir.is_absolute() {
+        args.anchor_dir.clone()
+    } else {
+        root.join(&args.anchor_dir)
+    };
+    let load = Load {
+        clients: args.clients,
+        duration: std::time::Duration::from_secs(args.seconds),
+        users: args.users,
+    };
+    let key = atom_crypto::Key::generate()?;
+    let key_text = key.expose_base64().to_string();
+    let jwt_secret = "bench-http-secret-bench-http-secret-0123456789";
+    let rt = runtime()?;
+    println!(
+        "bench-http: {} database, {} clients, {} s per server, {} users x 4 providers, mix 30% PUT / 50% GET / 10% list / 10% DELETE, {} cores",
+        args.database,
+        args.clients,
+        args.seconds,
+        args.users,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+
+    let rust = {
+        let dir = tempfile::tempdir()?;
+        let (url, _db) = rt.block_on(scratch_database(args, dir.path(), "rs", false))?;
+        let server = start_atom_server(&binary, dir.path(), &url, &key_text, jwt_secret)?;
+        let keys = atom_server::JwtKeys::new(jwt_secret.as_bytes()).map_err(anyhow::Error::msg)?;
+        let now = chrono::Utc::now().timestamp().unsigned_abs();
+        let target = Target {
+            base: server.base.clone(),
+            token: Some(Box::new(move |user: &str| {
+                keys.issue(user, false, now, 3600).unwrap_or_default()
+            })),
+        };
+        let report = rt.block_on(drive(&target, &load))?;
+        drop(server);
+        println!("  atom-server (durable audit: a file log, fsync per record):\n{report}");
+        report
+    };
+    if args.python {
+        let dir = tempfile::tempdir()?;
+        let (url, _db) = rt.block_on(scratch_database(args, dir.path(), "py", true))?;
+        let server = start_python_server(&anchor_dir, dir.path(), &url, &key_text)?;
+        let target = Target {
+            base: server.base.clone(),
+            token: None,
+        };
+        let report = rt.block_on(drive(&target, &load))?;
+        drop(server);
+        println!(
+            "  python server.py (uvicorn, 2 workers; audit lines to a file, no fsync; no auth):\n{report}"
+        );
+        let p99 = |r: &xtask::http::LoadReport| {
+            r.overall(0.99)
+                .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
+        };
+        println!(
+            "  atom / python: {:.1}x requests per second; p99 {:.2} ms against {:.2} ms",
+            rust.rate() / report.rate(),
+            p99(&rust),
+            p99(&report)
+        );
+    }
+    if let (Some(put), Some(get)) = (
+        rust.quantile(xtask::http::Op::Put, 0.99),
+        rust.quantile(xtask::http::Op::Get, 0.99),
+    ) {
+        println!(
+            "  atom-server PUT p99 / GET p99: {:.1}x",
+            put.as_secs_f64() / get.as_secs_f64()
+        );
+    }
+    Ok(0)
+}
+
+/// A scratch database for one server: an SQLite file in `dir`, or a fresh
+/// PostgreSQL database dropped when the guard drops. `sqlalchemy`: the URL
+/// in SQLAlchemy's form.
+async fn scratch_database(
+    args: &HttpArgs,
+    dir: &Path,
+    tag: &str,
+    sqlalchemy: bool,
+) -> Result<(String, Option<ScratchPg>)> {
+    if args.database == "sqlite" {
+        let file = dir.join(format!("bench-{tag}.db"));
+        let url = if sqlalchemy {
+            format!("sqlite:///{}", file.display())
+        } else {
+            format!("sqlite://{}", file.display())
+        };
+        return Ok((url, None));
+    }
+    use sea_orm::ConnectionTrait as _;
+    let name = format!("atom_bench_http_{tag}_{}", std::process::id());
+    let admin = sea_orm::Database::connect(args.postgres_url.as_str()).await?;
+    admin
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await?;
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await?;
+    let url = atom_credentials::test_util::with_database(&args.postgres_url, &name);
+    let url = if sqlalchemy {
+        url.replacen("postgres://", "postgresql+psycopg2://", 1)
+    } else {
+        url
+    };
+    Ok((
+        url,
+        Some(ScratchPg {
+            admin: args.postgres_url.clone(),
+            name,
+        }),
+    ))
+}
+
+/// Drops its PostgreSQL database when dropped.
+struct ScratchPg {
+    admin: String,
+    name: String,
+}
+
+impl Drop for ScratchPg {
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                use sea_orm::ConnectionTrait as _;
+                if let Ok(conn) = sea_orm::Database::connect(admin.as_str()).await {
+                    let _ = conn
+                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
 fn bench_rotate(args: &BenchArgs) -> Result<u8> {
-    if cfg!(debug_assertions) && std::env::var_os(RELEASE_MARKER).is_none() {
-        // The measured part runs optimized: re-run this command from a
-        // release build.
-        let forwarded: Vec<String> = std::env::args()
-            .skip_while(|a| a != "bench-rotate")
-            .collect();
-        let status = Command::new(env!("CARGO"))
-            .current_dir(workspace_root())
-            .args(["run", "--quiet", "--release", "-p", "xtask", "--"])
-            .args(&forwarded)
-            .env(RELEASE_MARKER, "1")
-            .status()
-            .context("cannot start cargo for the release build")?;
-        return Ok(status.code().map_or(FAILURE, |c| c as u8));
+    // The measured part runs optimized.
+    if let Some(code) = rerun_in_release("bench-rotate")? {
+        return Ok(code);
     }
     let workers = args
         .workers
