@@ -44,13 +44,15 @@ pub struct CredentialStore {
     pub(crate) protection: Protection,
     pub(crate) plaintext_transition: bool,
     pub(crate) audit: StoreAudit,
-    /// Taken by rewrap batches on SQLite around their write transaction.
-    /// SQLite has one writer at a time; a second `BEGIN IMMEDIATE` waits in
-    /// SQLite's busy handler, which sleeps in growing steps (1, 2, 5, 10
-    /// ms...) and leaves the lock idle after it is freed. Queueing this
-    /// store's own rewrap workers here hands the lock over at once. Other
-    /// writers (puts, other processes) still meet the busy timeout.
-    pub(crate) sqlite_rewrap_writer: Arc<tokio::sync::Mutex<()>>,
+    /// Taken on SQLite around every write transaction of this store (puts,
+    /// deletes, erasures, rewrap batches). SQLite has one writer at a time;
+    /// a second `BEGIN IMMEDIATE` waits in SQLite's busy handler, which
+    /// sleeps in growing steps (1, 2, 5, 10 ms...) and leaves the lock idle
+    /// after it is freed: under concurrent writes that made the tail (a PUT
+    /// p99 of tens of ms). Queueing this store's writers here, first come
+    /// first served, hands the lock over at once. Other processes still
+    /// meet the busy timeout.
+    pub(crate) sqlite_writer: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl fmt::Debug for CredentialStore {
@@ -145,7 +147,7 @@ impl CredentialStore {
             protection,
             plaintext_transition: config.plaintext_transition,
             audit: StoreAudit::new(auditor),
-            sqlite_rewrap_writer: Arc::default(),
+            sqlite_writer: Arc::default(),
         }
     }
 
@@ -235,6 +237,7 @@ impl CredentialStore {
             updated_at: Set(now),
             ..Default::default()
         };
+        let _turn = self.sqlite_write_turn().await;
         let txn = self.begin_write().await?;
         entity::Entity::insert(row)
             .on_conflict(
@@ -355,6 +358,7 @@ impl CredentialStore {
         user: &UserId,
         provider: &Provider,
     ) -> Result<bool, CredentialError> {
+        let _turn = self.sqlite_write_turn().await;
         let txn = self.begin_write().await?;
         let removed = entity::Entity::delete_many()
             .filter(entity::Column::UserId.eq(user.as_str()))
@@ -380,6 +384,7 @@ impl CredentialStore {
     /// `user_credentials_erased`.
     pub async fn erase_user(&self, user: &UserId) -> Result<ErasureReport, CredentialError> {
         use entity::Column as C;
+        let _turn = self.sqlite_write_turn().await;
         let txn = self.begin_write().await?;
         let columns = [C::Provider, C::KeyId, C::CreatedAt, C::UpdatedAt];
         let rows = match self.db.get_database_backend() {
@@ -427,6 +432,16 @@ impl CredentialStore {
             removed,
             archived_removed,
         })
+    }
+
+    /// This store's turn to write on SQLite (see `sqlite_writer`); hold it
+    /// until the transaction ends. `None` on the other backends, whose
+    /// writers do not exclude each other.
+    pub(crate) async fn sqlite_write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.backend {
+            Backend::Sqlite => Some(self.sqlite_writer.lock().await),
+            _ => None,
+        }
     }
 
     /// Begins a transaction that will write. On SQLite it takes the write

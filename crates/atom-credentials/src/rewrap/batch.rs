@@ -188,10 +188,7 @@ impl CredentialStore {
             return Ok(outcome);
         }
 
-        let _writer = match self.backend {
-            Backend::Sqlite => Some(self.sqlite_rewrap_writer.lock().await),
-            _ => None,
-        };
+        let _turn = self.sqlite_write_turn().await;
         let txn = match txn {
             Some(txn) => txn,
             None => self.begin_write().await?,
