@@ -19,7 +19,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::auth::{JwtKeys, Principal};
+use crate::auth::{Authenticator, Principal};
 use crate::denials::{DenialLimits, Denials, Gate};
 use crate::error::ApiError;
 
@@ -38,18 +38,19 @@ struct Inner {
     store: CredentialStore,
     protection: Protection,
     secrets: SecretsDir,
-    jwt: JwtKeys,
+    auth: Authenticator,
     auditor: Auditor,
 }
 
 impl AppState {
-    /// State over an open store. `auditor` records authentication denials;
-    /// the store records its own operations.
+    /// State over an open store. Bearer tokens are checked by `auth` (a
+    /// [`crate::JwtKeys`] or a [`crate::ProviderVerifier`]); `auditor`
+    /// records authentication denials; the store records its own operations.
     pub fn new(
         store: CredentialStore,
         protection: Protection,
         secrets: SecretsDir,
-        jwt: JwtKeys,
+        auth: impl Into<Authenticator>,
         auditor: Auditor,
     ) -> AppState {
         AppState {
@@ -57,7 +58,7 @@ impl AppState {
                 store,
                 protection,
                 secrets,
-                jwt,
+                auth: auth.into(),
                 auditor,
             }),
             denials: Arc::new(Denials::new(DenialLimits::default())),
@@ -253,8 +254,9 @@ async fn authenticate(
 ) -> Result<Principal, ApiError> {
     match state
         .inner
-        .jwt
+        .auth
         .authenticate(caller.authorization.as_deref())
+        .await
     {
         Ok(principal) => Ok(principal),
         Err(err) => {

@@ -1,7 +1,11 @@
-//! Bearer JWT authentication (HS256). `sub` is the user id; `admin: true`
-//! may read the status document and act on other users.
+//! Bearer JWT authentication: HS256 with a shared secret (development and
+//! simple setups: `sub` is the user id, `admin: true` makes an
+//! administrator), or tokens of an identity provider checked against its
+//! JWKS ([`crate::identity`]). Administrators may read the status document
+//! and act on other users.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -162,30 +166,11 @@ impl JwtKeys {
 
     /// Checks an `Authorization` header value.
     pub fn authenticate(&self, header: Option<&str>) -> Result<Principal, AuthError> {
-        let token = header
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or(AuthError::Missing)?;
+        let token = bearer(header)?;
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|e| AuthError::Invalid(describe(e.kind())))?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        if data
-            .claims
-            .iat
-            .is_some_and(|iat| iat > now.saturating_add(LEEWAY_SECS))
-        {
-            return Err(AuthError::Invalid(
-                "its `iat` (issued at) lies in the future; check the issuer's clock".into(),
-            ));
-        }
-        if atom_credentials::UserId::parse(&data.claims.sub).is_err() {
-            return Err(AuthError::Invalid(
-                "its `sub` is not a user id (1 to 255 bytes, no control characters or surrounding spaces)".into(),
-            ));
-        }
+            .map_err(|e| AuthError::Invalid(describe(e.kind(), "HS256")))?;
+        check_issued_at(data.claims.iat)?;
+        check_user(&data.claims.sub, "sub")?;
         Ok(Principal {
             user: data.claims.sub,
             admin: data.claims.admin,
@@ -193,13 +178,84 @@ impl JwtKeys {
     }
 }
 
-fn describe(kind: &jsonwebtoken::errors::ErrorKind) -> String {
+/// How the server checks bearer tokens: one of the two schemes, never both
+/// (a server that trusts an identity provider does not also accept tokens
+/// signed with a development secret).
+#[derive(Debug, Clone)]
+pub enum Authenticator {
+    /// HS256 tokens signed with the server's shared secret.
+    SharedSecret(Box<JwtKeys>),
+    /// Tokens of an identity provider, checked against its JWKS.
+    Provider(Arc<crate::identity::ProviderVerifier>),
+}
+
+impl Authenticator {
+    /// Checks an `Authorization` header value.
+    pub async fn authenticate(&self, header: Option<&str>) -> Result<Principal, AuthError> {
+        match self {
+            Authenticator::SharedSecret(keys) => keys.authenticate(header),
+            Authenticator::Provider(verifier) => verifier.authenticate(header).await,
+        }
+    }
+}
+
+impl From<JwtKeys> for Authenticator {
+    fn from(keys: JwtKeys) -> Authenticator {
+        Authenticator::SharedSecret(Box::new(keys))
+    }
+}
+
+impl From<crate::identity::ProviderVerifier> for Authenticator {
+    fn from(verifier: crate::identity::ProviderVerifier) -> Authenticator {
+        Authenticator::Provider(Arc::new(verifier))
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header value.
+pub(crate) fn bearer(header: Option<&str>) -> Result<&str, AuthError> {
+    header
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or(AuthError::Missing)
+}
+
+/// Refuses a token issued (`iat`) later than now plus the leeway.
+pub(crate) fn check_issued_at(iat: Option<u64>) -> Result<(), AuthError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if iat.is_some_and(|iat| iat > now.saturating_add(LEEWAY_SECS)) {
+        return Err(AuthError::Invalid(
+            "its `iat` (issued at) lies in the future; check the issuer's clock".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a user id (from `claim`) that the credential store would refuse.
+pub(crate) fn check_user(user: &str, claim: &str) -> Result<(), AuthError> {
+    if atom_credentials::UserId::parse(user).is_err() {
+        return Err(AuthError::Invalid(format!(
+            "its `{claim}` is not a user id (1 to 255 bytes, no control characters or surrounding spaces)"
+        )));
+    }
+    Ok(())
+}
+
+/// The client's message for a token jsonwebtoken refused; `accepted`
+/// names the algorithms accepted.
+pub(crate) fn describe(kind: &jsonwebtoken::errors::ErrorKind, accepted: &str) -> String {
     use jsonwebtoken::errors::ErrorKind as K;
     match kind {
         K::ExpiredSignature => "the token has expired; get a new one".into(),
         K::ImmatureSignature => "the token is not valid yet (its `nbf` lies in the future)".into(),
         K::InvalidSignature => "the signature does not match".into(),
-        K::InvalidAlgorithm => "only HS256 tokens are accepted".into(),
+        K::InvalidAlgorithm => format!("only {accepted} tokens are accepted"),
+        K::InvalidIssuer => {
+            "it was issued by another issuer than the one this server trusts".into()
+        }
+        K::InvalidAudience => "it is meant for another audience than this server".into(),
         K::MissingRequiredClaim(c) => format!("the token has no `{c}` claim"),
         _ => "the token is malformed".into(),
     }

@@ -11,7 +11,10 @@ use anyhow::Context as _;
 use atom_app::{ENV_BIND, Settings};
 use atom_audit::Actor;
 use atom_secrets_file::AuditedSecrets;
-use atom_server::{AppState, DenialLimits, JwtKeys, ServerLimits, Tls, router, serve_with};
+use atom_server::{
+    AppState, Authenticator, DenialLimits, JwksSource, JwtKeys, ProviderConfig, ProviderVerifier,
+    ServerLimits, Tls, router, serve_with,
+};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -36,6 +39,8 @@ struct Cli {
     settings: Settings,
     #[command(flatten)]
     limits: LimitArgs,
+    #[command(flatten)]
+    identity: IdentityArgs,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -106,6 +111,111 @@ impl LimitArgs {
     }
 }
 
+/// Tokens from an identity provider, instead of HS256 tokens signed with
+/// the server's shared secret.
+#[derive(clap::Args)]
+struct IdentityArgs {
+    /// URL of the identity provider's JWKS (https; http only to a loopback
+    /// address): accept its RS256, ES256 and EdDSA tokens, and no HS256
+    /// token. Needs --jwt-issuer and --jwt-audience.
+    #[arg(long, env = atom_server::ENV_JWKS_URL, value_name = "URL", conflicts_with = "jwks_file")]
+    jwks_url: Option<String>,
+    /// A file holding the identity provider's JWKS, instead of --jwks-url.
+    #[arg(long, env = atom_server::ENV_JWKS_FILE, value_name = "FILE")]
+    jwks_file: Option<PathBuf>,
+    /// The issuer (`iss`) every token must carry.
+    #[arg(long, env = "ATOM_JWT_ISSUER", value_name = "ISSUER")]
+    jwt_issuer: Option<String>,
+    /// A value the token's audience (`aud`) must hold.
+    #[arg(long, env = "ATOM_JWT_AUDIENCE", value_name = "AUDIENCE")]
+    jwt_audience: Option<String>,
+    /// The claim that names the user.
+    #[arg(
+        long,
+        env = "ATOM_JWT_USER_CLAIM",
+        default_value = "sub",
+        value_name = "CLAIM"
+    )]
+    jwt_user_claim: String,
+    /// The claim that makes an administrator: `true`, or, with
+    /// --jwt-admin-value, a string, space-separated list or array holding
+    /// that value (e.g. --jwt-admin-claim scope --jwt-admin-value atom:admin).
+    #[arg(
+        long,
+        env = "ATOM_JWT_ADMIN_CLAIM",
+        default_value = "admin",
+        value_name = "CLAIM"
+    )]
+    jwt_admin_claim: String,
+    /// The value of --jwt-admin-claim that makes an administrator.
+    #[arg(long, env = "ATOM_JWT_ADMIN_VALUE", value_name = "VALUE")]
+    jwt_admin_value: Option<String>,
+    /// Seconds after which the provider's keys are fetched again (in the
+    /// background; tokens keep being checked meanwhile).
+    #[arg(
+        long,
+        env = "ATOM_JWKS_REFRESH_SECS",
+        default_value = "300",
+        value_name = "SECS"
+    )]
+    jwks_refresh: NonZeroU64,
+    /// Least seconds between two fetches caused by tokens naming a key the
+    /// server does not hold (a rotation at the provider is picked up at
+    /// once; invented key ids cannot make the server hammer the provider).
+    #[arg(
+        long,
+        env = "ATOM_JWKS_MIN_REFETCH_SECS",
+        default_value = "10",
+        value_name = "SECS"
+    )]
+    jwks_min_refetch: u64,
+}
+
+impl IdentityArgs {
+    /// The provider configuration, `None` when no JWKS is configured.
+    fn provider(&self) -> anyhow::Result<Option<ProviderConfig>> {
+        let jwks = match (&self.jwks_url, &self.jwks_file) {
+            (Some(url), _) => JwksSource::url(url)?,
+            (None, Some(file)) => JwksSource::File(file.clone()),
+            (None, None) => {
+                if self.jwt_issuer.is_some() || self.jwt_audience.is_some() {
+                    anyhow::bail!(
+                        "ATOM_JWT_ISSUER or ATOM_JWT_AUDIENCE is set, but no identity provider keys are: set ATOM_JWKS_URL (or ATOM_JWKS_FILE) too, or unset them to use the HS256 shared secret"
+                    );
+                }
+                return Ok(None);
+            }
+        };
+        let required = |value: &Option<String>, name: &str, flag: &str, what: &str| {
+            value.clone().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{jwks_name} is set but {name} (--{flag}) is not: tokens from the identity provider are only accepted with {what} checked",
+                    jwks_name = if self.jwks_url.is_some() { atom_server::ENV_JWKS_URL } else { atom_server::ENV_JWKS_FILE },
+                )
+            })
+        };
+        let issuer = required(
+            &self.jwt_issuer,
+            "ATOM_JWT_ISSUER",
+            "jwt-issuer",
+            "their issuer",
+        )?;
+        let audience = required(
+            &self.jwt_audience,
+            "ATOM_JWT_AUDIENCE",
+            "jwt-audience",
+            "their audience",
+        )?;
+        let mut config = ProviderConfig::new(jwks, &issuer, &audience);
+        config.user_claim.clone_from(&self.jwt_user_claim);
+        config.admin_claim.clone_from(&self.jwt_admin_claim);
+        config.admin_value.clone_from(&self.jwt_admin_value);
+        config.refresh = Duration::from_secs(self.jwks_refresh.get());
+        config.min_refetch = Duration::from_secs(self.jwks_min_refetch);
+        Ok(Some(config))
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Print a bearer token (JWT) signed with the server's secret, for
@@ -158,25 +268,52 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         (Some(cert), Some(key)) => Some(Tls::load(cert, key)?),
         _ => None,
     };
-    let development = settings.development()?;
-    let jwt_file = settings.data_dir.join("jwt.secret");
-    let jwt_configured = std::env::var_os(atom_server::ENV_JWT_SECRET).is_some()
-        || std::env::var_os(atom_server::ENV_JWT_SECRET_FILE).is_some();
-    if development && !jwt_configured && !jwt_file.exists() {
-        settings.prepare_parent(&jwt_file)?;
-    }
-    let jwt = JwtKeys::from_env_or_file(&jwt_file, development).map_err(anyhow::Error::msg)?;
-    if let Some(Command::Token { user, admin, ttl }) = cli.command {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        println!(
-            "{}",
-            jwt.issue(&user, admin, now, ttl)
-                .map_err(anyhow::Error::msg)?
-        );
-        return Ok(());
-    }
+    let auth = match cli.identity.provider()? {
+        Some(config) => {
+            if matches!(cli.command, Some(Command::Token { .. })) {
+                anyhow::bail!(
+                    "tokens come from the identity provider ({}); `atom-server token` only signs development tokens with the HS256 shared secret, which this configuration does not accept",
+                    config.jwks
+                );
+            }
+            if std::env::var_os(atom_server::ENV_JWT_SECRET).is_some()
+                || std::env::var_os(atom_server::ENV_JWT_SECRET_FILE).is_some()
+            {
+                tracing::warn!(
+                    "{} is ignored: tokens come from the identity provider, and no HS256 token is accepted",
+                    atom_server::ENV_JWT_SECRET
+                );
+            }
+            let verifier = ProviderVerifier::load(config).await?;
+            let config = verifier.config();
+            tracing::info!(
+                jwks = %config.jwks,
+                issuer = %config.issuer,
+                audience = %config.audience,
+                keys = %verifier.key_ids().join(","),
+                "authentication: identity provider tokens ({}), users from `{}`",
+                "RS256, ES256, EdDSA",
+                config.user_claim
+            );
+            Authenticator::from(verifier)
+        }
+        None => {
+            let jwt = shared_secret(&settings)?;
+            if let Some(Command::Token { user, admin, ttl }) = cli.command {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                println!(
+                    "{}",
+                    jwt.issue(&user, admin, now, ttl)
+                        .map_err(anyhow::Error::msg)?
+                );
+                return Ok(());
+            }
+            tracing::info!("authentication: HS256 tokens signed with the shared secret");
+            Authenticator::from(jwt)
+        }
+    };
 
     announce_protection(&protection);
     let (auditor, fingerprints) = settings
@@ -196,7 +333,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let (store, report) = settings.store(protection.clone(), auditor.clone()).await?;
     tracing::info!(database = %atom_credentials::redact_url(&settings.database_url()), migrations = %report, "credential store ready");
 
-    let state = AppState::new(store, protection, secrets, jwt, auditor.clone())
+    let state = AppState::new(store, protection, secrets, auth, auditor.clone())
         .with_denial_limits(cli.limits.denials());
     let sweeper = tokio::spawn(state.clone().record_denials_every_window());
     let listener = tokio::net::TcpListener::bind(cli.bind)
@@ -225,6 +362,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     auditor.flush().await?;
     tracing::info!("atom-server stopped");
     Ok(())
+}
+
+/// The HS256 keys: from ATOM_JWT_SECRET(_FILE), or in development from
+/// (or into) the development folder's `jwt.secret`.
+fn shared_secret(settings: &Settings) -> anyhow::Result<JwtKeys> {
+    let development = settings.development()?;
+    let jwt_file = settings.data_dir.join("jwt.secret");
+    let jwt_configured = std::env::var_os(atom_server::ENV_JWT_SECRET).is_some()
+        || std::env::var_os(atom_server::ENV_JWT_SECRET_FILE).is_some();
+    if development && !jwt_configured && !jwt_file.exists() {
+        settings.prepare_parent(&jwt_file)?;
+    }
+    JwtKeys::from_env_or_file(&jwt_file, development).map_err(anyhow::Error::msg)
 }
 
 /// Says, unmistakably, whether values are encrypted and under which key.

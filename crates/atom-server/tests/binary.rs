@@ -123,3 +123,51 @@ fn production_settings_refuse_development_secrets() {
         "no development secret was made"
     );
 }
+
+#[test]
+fn an_identity_provider_configuration_is_complete_or_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |env: &[(&str, &str)], args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_atom-server"));
+        cmd.current_dir(dir.path())
+            .args(["--bind", "127.0.0.1:0"])
+            .args(args)
+            .env_clear();
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        assert!(!out.status.success(), "{env:?} {args:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let url = ("ATOM_JWKS_URL", "http://127.0.0.1:9/jwks");
+    let iss = ("ATOM_JWT_ISSUER", "https://idp.example/");
+    let aud = ("ATOM_JWT_AUDIENCE", "atom");
+    type Env<'a> = Vec<(&'a str, &'a str)>;
+    let cases: Vec<(Env, Vec<&str>, &str)> = vec![
+        (vec![url, aud], vec![], "ATOM_JWT_ISSUER"),
+        (vec![url, iss], vec![], "ATOM_JWT_AUDIENCE"),
+        (vec![iss, aud], vec![], "ATOM_JWKS_URL"),
+        (
+            vec![("ATOM_JWKS_URL", "http://idp.example/jwks"), iss, aud],
+            vec![],
+            "https",
+        ),
+        (
+            vec![url, iss, aud],
+            vec!["token", "--user", "u"],
+            "identity provider",
+        ),
+        // Complete, but nothing answers at the URL: no start, no files.
+        (vec![url, iss, aud], vec![], "cannot connect"),
+    ];
+    for (env, args, says) in &cases {
+        let err = run(env, args);
+        assert!(err.contains(says), "{env:?} {args:?}: {err}");
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "a refused start-up leaves no file behind"
+    );
+}

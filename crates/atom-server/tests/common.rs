@@ -5,7 +5,9 @@ use atom_audit::{Auditor, MemorySink};
 use atom_credentials::{CredentialStore, DatabaseUrl, StoreConfig};
 use atom_crypto::{Key, Keyring, Protection};
 use atom_secrets_file::SecretsDir;
-use atom_server::{AppState, DenialLimits, JwtKeys, ServerLimits, Tls, router, serve_with};
+use atom_server::{
+    AppState, Authenticator, DenialLimits, JwtKeys, ServerLimits, Tls, router, serve_with,
+};
 use tokio::sync::oneshot;
 
 pub(crate) const JWT_SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
@@ -21,14 +23,39 @@ pub(crate) struct TestServer {
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
+/// How a test server is set up; `TestServer::launch` fills in the rest.
+struct Setup {
+    limits: ServerLimits,
+    denials: DenialLimits,
+    /// With `None`, events go to the server's `MemorySink`.
+    auditor: Option<Auditor>,
+    tls: Option<Tls>,
+    /// With `None`, HS256 with [`JWT_SECRET`].
+    auth: Option<Authenticator>,
+}
+
+impl Setup {
+    /// Default limits, every refused request audited on its own (a
+    /// window of zero), HS256, plain HTTP.
+    fn auditing_every_refusal() -> Setup {
+        let mut denials = DenialLimits::default();
+        denials.window = std::time::Duration::ZERO;
+        denials.limit = std::num::NonZeroU32::MAX;
+        Setup {
+            limits: ServerLimits::default(),
+            denials,
+            auditor: None,
+            tls: None,
+            auth: None,
+        }
+    }
+}
+
 impl TestServer {
     /// A server that audits every refused request on its own (a window of
     /// zero), with the default connection limits.
     pub(crate) async fn start(dir: &Path, database_url: &str) -> TestServer {
-        let mut denials = DenialLimits::default();
-        denials.window = std::time::Duration::ZERO;
-        denials.limit = std::num::NonZeroU32::MAX;
-        TestServer::start_with(dir, database_url, ServerLimits::default(), denials).await
+        TestServer::launch(dir, database_url, Setup::auditing_every_refusal()).await
     }
 
     /// A server with these limits.
@@ -38,27 +65,36 @@ impl TestServer {
         limits: ServerLimits,
         denials: DenialLimits,
     ) -> TestServer {
-        let events = MemorySink::new();
-        let auditor = Auditor::new(events.clone());
-        TestServer::launch(dir, database_url, limits, denials, auditor, events, None).await
-    }
-
-    /// A server over HTTPS with `tls`.
-    pub(crate) async fn start_tls(dir: &Path, database_url: &str, tls: Tls) -> TestServer {
-        let events = MemorySink::new();
-        let auditor = Auditor::new(events.clone());
-        let limits = ServerLimits::default();
-        let denials = DenialLimits::default();
-        TestServer::launch(
-            dir,
-            database_url,
+        let setup = Setup {
             limits,
             denials,
-            auditor,
-            events,
-            Some(tls),
-        )
-        .await
+            ..Setup::auditing_every_refusal()
+        };
+        TestServer::launch(dir, database_url, setup).await
+    }
+
+    /// A server checking bearer tokens with `auth` (e.g. an identity
+    /// provider's keys), auditing every refusal on its own.
+    pub(crate) async fn start_authenticating(
+        dir: &Path,
+        database_url: &str,
+        auth: Authenticator,
+    ) -> TestServer {
+        let setup = Setup {
+            auth: Some(auth),
+            ..Setup::auditing_every_refusal()
+        };
+        TestServer::launch(dir, database_url, setup).await
+    }
+
+    /// A server over HTTPS with `tls`, with the default denial limits.
+    pub(crate) async fn start_tls(dir: &Path, database_url: &str, tls: Tls) -> TestServer {
+        let setup = Setup {
+            tls: Some(tls),
+            denials: DenialLimits::default(),
+            ..Setup::auditing_every_refusal()
+        };
+        TestServer::launch(dir, database_url, setup).await
     }
 
     /// A server auditing through `auditor` (e.g. over a real file sink);
@@ -68,31 +104,18 @@ impl TestServer {
         database_url: &str,
         auditor: Auditor,
     ) -> TestServer {
-        let mut denials = DenialLimits::default();
-        denials.window = std::time::Duration::ZERO;
-        denials.limit = std::num::NonZeroU32::MAX;
-        let events = MemorySink::new();
-        TestServer::launch(
-            dir,
-            database_url,
-            ServerLimits::default(),
-            denials,
-            auditor,
-            events,
-            None,
-        )
-        .await
+        let setup = Setup {
+            auditor: Some(auditor),
+            ..Setup::auditing_every_refusal()
+        };
+        TestServer::launch(dir, database_url, setup).await
     }
 
-    async fn launch(
-        dir: &Path,
-        database_url: &str,
-        limits: ServerLimits,
-        denials: DenialLimits,
-        auditor: Auditor,
-        events: MemorySink,
-        tls: Option<Tls>,
-    ) -> TestServer {
+    async fn launch(dir: &Path, database_url: &str, setup: Setup) -> TestServer {
+        let events = MemorySink::new();
+        let auditor = setup
+            .auditor
+            .unwrap_or_else(|| Auditor::new(events.clone()));
         let keyring = Keyring::new(Key::from_bytes([3; 32]), []).unwrap();
         let protection = Protection::Encrypted(keyring);
         let config = StoreConfig::new(DatabaseUrl::parse(database_url).unwrap());
@@ -104,18 +127,18 @@ impl TestServer {
             store,
             protection,
             SecretsDir::new(dir),
-            jwt.clone(),
+            setup.auth.unwrap_or_else(|| jwt.clone().into()),
             auditor,
         )
-        .with_denial_limits(denials);
+        .with_denial_limits(setup.denials);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(serve_with(
             listener,
             router(state.clone()),
-            limits,
-            tls,
+            setup.limits,
+            setup.tls,
             async {
                 let _ = rx.await;
             },

@@ -8,6 +8,7 @@ mod binary;
 mod common;
 mod disk_full;
 mod hostile;
+mod identity;
 mod observability;
 mod outage;
 mod tls;
