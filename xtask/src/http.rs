@@ -354,15 +354,33 @@ pub fn start_python_server(
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    let child = Command::new("python3")
-        .current_dir(anchor_dir)
+    let python = || {
+        let mut cmd = Command::new("python3");
+        cmd.current_dir(anchor_dir)
+            .env("ENCRYPTION_KEY", encryption_key)
+            .env("DATABASE_URL", database_url)
+            .env("AUDIT_LOG", dir.join("py_audit.log"))
+            .env("ATOM_SECRETS_DIR", dir);
+        cmd
+    };
+    // server.py creates its table when imported; two workers importing it
+    // at once race to CREATE TABLE and one dies, leaving one worker to
+    // serve. Import it once first, so the workers find the table.
+    let status = python()
+        .args(["-c", "import server"])
+        .stdout(Stdio::null())
+        .status()
+        .context("cannot start python3; the Python side needs: pip install fastapi uvicorn sqlalchemy cryptography")?;
+    if !status.success() {
+        bail!(
+            "python3 -c 'import server' failed in {}: is fastapi/uvicorn/sqlalchemy installed?",
+            anchor_dir.display()
+        );
+    }
+    let child = python()
         .args(["-m", "uvicorn", "server:app", "--host", "127.0.0.1", "--port"])
         .arg(port.to_string())
         .args(["--workers", "2", "--log-level", "warning"])
-        .env("ENCRYPTION_KEY", encryption_key)
-        .env("DATABASE_URL", database_url)
-        .env("AUDIT_LOG", dir.join("py_audit.log"))
-        .env("ATOM_SECRETS_DIR", dir)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
