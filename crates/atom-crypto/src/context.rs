@@ -23,6 +23,11 @@ impl Context {
         Context::from_parts("secret", &[name])
     }
 
+    /// The context of `owner`'s wrapped data key (envelope encryption).
+    pub fn data_key(owner: &str) -> Context {
+        Context::from_parts("data-key", &[owner])
+    }
+
     /// A context of another domain (`domain` names the kind of thing, e.g.
     /// "audit"; `parts` identify the one thing).
     pub fn from_parts(domain: &str, parts: &[&str]) -> Context {

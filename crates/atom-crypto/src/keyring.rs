@@ -17,6 +17,9 @@ use crate::key::{KEY_LEN, Key, KeyId};
 use crate::stored::{self, Parsed, StoredValue};
 use crate::token::TokenHeader;
 
+mod envelope;
+pub use envelope::{DataKey, enveloped_key_id};
+
 /// HKDF salt of the v1 format; fixed so that any HKDF library reproduces
 /// the derivation (docs/COMPATIBILITY.md).
 const HKDF_SALT: &[u8] = b"atom/v1";
@@ -57,14 +60,18 @@ impl Slot {
     }
 
     fn derive(&self, context: &Context) -> Fernet {
-        let mut okm = Zeroizing::new([0u8; KEY_LEN]);
-        // Invariant: 32 bytes is far below HKDF-SHA256's 8160-byte limit.
-        #[allow(clippy::expect_used)]
-        self.hkdf
-            .expand(context.encoded(), okm.as_mut())
-            .expect("32 bytes is a valid HKDF-SHA256 output length");
-        fernet_from_bytes(&okm)
+        derive_fernet(&self.hkdf, context)
     }
+}
+
+/// The Fernet key for `context` from a key's HKDF state (master or data key).
+fn derive_fernet(hkdf: &Hkdf<Sha256>, context: &Context) -> Fernet {
+    let mut okm = Zeroizing::new([0u8; KEY_LEN]);
+    // Invariant: 32 bytes is far below HKDF-SHA256's 8160-byte limit.
+    #[allow(clippy::expect_used)]
+    hkdf.expand(context.encoded(), okm.as_mut())
+        .expect("32 bytes is a valid HKDF-SHA256 output length");
+    fernet_from_bytes(&okm)
 }
 
 fn fernet_from_bytes(bytes: &[u8; KEY_LEN]) -> Fernet {
@@ -337,6 +344,16 @@ impl Keyring {
     /// ciphertext but does not authenticate is
     /// [`CryptoError::AuthenticationFailed`], never plaintext.
     pub fn open(&self, context: &Context, stored: &str) -> Result<SecretString, CryptoError> {
+        self.open_with_max_age(context, stored, self.max_age)
+    }
+
+    /// [`Keyring::open`] with another maximum age.
+    fn open_with_max_age(
+        &self,
+        context: &Context,
+        stored: &str,
+        max_age: Option<u64>,
+    ) -> Result<SecretString, CryptoError> {
         match stored::parse_parts(stored)? {
             Parsed::Plaintext => Err(CryptoError::NotSealed),
             Parsed::Sealed {
@@ -353,7 +370,7 @@ impl Keyring {
                     .map_err(|_| CryptoError::AuthenticationFailed {
                         kind: ValueKind::Sealed,
                     })?;
-                self.finish_open(header, plaintext)
+                self.finish_open(header, plaintext, max_age)
             }
             Parsed::Legacy(_) if !self.legacy => Err(CryptoError::LegacyRefused),
             Parsed::Legacy(header) => {
@@ -368,7 +385,7 @@ impl Keyring {
                     .ok_or(CryptoError::AuthenticationFailed {
                         kind: ValueKind::Legacy,
                     })?;
-                self.finish_open(header, plaintext)
+                self.finish_open(header, plaintext, max_age)
             }
         }
     }
@@ -421,6 +438,7 @@ impl Keyring {
         &self,
         header: TokenHeader,
         plaintext: Vec<u8>,
+        max_age: Option<u64>,
     ) -> Result<SecretString, CryptoError> {
         let now = self.clock.now_unix();
         let refused = if header.timestamp > now.saturating_add(MAX_CLOCK_SKEW) {
@@ -429,7 +447,7 @@ impl Keyring {
             })
         } else {
             let age = now.saturating_sub(header.timestamp);
-            self.max_age
+            max_age
                 .filter(|&max| age > max)
                 .map(|max| CryptoError::Expired {
                     age_secs: age,

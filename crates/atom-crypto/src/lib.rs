@@ -35,7 +35,7 @@ pub use config::{
 pub use context::Context;
 pub use error::{CryptoError, OpenFailure, ValueKind};
 pub use key::{Key, KeyId, KeyProblem};
-pub use keyring::{KeyCount, KeyRole, Keyring};
+pub use keyring::{DataKey, KeyCount, KeyRole, Keyring, enveloped_key_id};
 pub use mac::{MacKey, TAG_LEN};
 pub use stored::{Classification, StoredValue, classify};
 

@@ -156,9 +156,14 @@ pub(crate) fn parse_parts(text: &str) -> Result<Parsed<'_>, CryptoError> {
             header,
         });
     }
+    if text.starts_with("atom:v2:") {
+        return Err(CryptoError::Malformed(
+            "an enveloped value (atom:v2:<data key id>:...) opens with its owner's data key, not with a master key",
+        ));
+    }
     if claims_other_version(text) {
         return Err(CryptoError::Malformed(
-            "unsupported format version (this build reads atom:v1); upgrade atom to read it",
+            "unsupported format version (this build reads atom:v1 and atom:v2); upgrade atom to read it",
         ));
     }
     if let Some(header) = token::parse_header(text) {

@@ -9,7 +9,7 @@
 use std::io::Write as _;
 use std::process::{Command, Stdio};
 
-use atom_crypto::{Context, ExposeSecret, Key, Keyring};
+use atom_crypto::{Context, DataKey, ExposeSecret, Key, Keyring};
 use serde::Deserialize;
 
 use crate::common::data_path;
@@ -113,6 +113,19 @@ fn values_sealed_by_rust_open_with_the_documented_python_snippet() {
     // The legacy form opens with plain Fernet.
     items.push(serde_json::json!({"domain": "secret", "parts": ["legacy"], "stored": ring.seal_legacy("old style").as_str()}));
     expected.push("old style".into());
+    // The enveloped form opens from the master key and the wrapped data key.
+    for (owner, provider, pt) in [
+        ("user_1", "github", "gho_v2"),
+        ("ü", "gøøgle", "ünïcødé 🔑"),
+    ] {
+        let data_key = DataKey::generate().unwrap();
+        let stored = ring.seal_enveloped(&data_key, &Context::credential(owner, provider), pt);
+        items.push(serde_json::json!({
+            "domain": "credential", "parts": [owner, provider], "stored": stored,
+            "owner": owner, "wrapped": ring.wrap_data_key(owner, &data_key).as_str(),
+        }));
+        expected.push(pt.to_owned());
+    }
 
     let request = serde_json::json!({"key": key.expose_base64().as_str(), "items": items});
     let mut child = Command::new("python3")

@@ -140,6 +140,7 @@ fn classification_is_structural() {
         format!("atom:v1:{}:not-a-token", ring.primary_id()),
         "atom:v1:XYZ:gAAAAA".to_owned(),
         format!("atom:v2:{}:{}", ring.primary_id(), legacy.as_str()),
+        format!("atom:v3:{}:{}", ring.primary_id(), legacy.as_str()),
         "atom:hello".to_owned(),
         "ATOM:v:x".to_owned(),
     ] {

@@ -5,6 +5,7 @@
 
 mod common;
 mod config;
+mod envelope;
 mod interop;
 mod keys;
 mod properties;
