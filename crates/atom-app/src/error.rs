@@ -17,6 +17,9 @@ pub enum Error {
     /// The secrets file.
     #[error(transparent)]
     Secrets(#[from] atom_secrets_file::Error),
+    /// Master keys held by KMS.
+    #[error(transparent)]
+    Kms(#[from] atom_kms::KmsError),
     /// Key rotation and the key files.
     #[error(transparent)]
     Rotation(#[from] atom_rotation::Error),

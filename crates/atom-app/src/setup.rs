@@ -67,6 +67,9 @@ pub struct Settings {
     /// refuse the development secrets (also ATOM_REQUIRE_ENCRYPTION=1).
     #[arg(long, global = true)]
     pub require_encryption: bool,
+    /// KMS-held keys once decrypted (one KMS call per process).
+    #[arg(skip)]
+    kms_keys: std::sync::OnceLock<Protection>,
 }
 
 impl Default for Settings {
@@ -78,6 +81,7 @@ impl Default for Settings {
             audit_log: None,
             audit_anchor: None,
             require_encryption: false,
+            kms_keys: std::sync::OnceLock::new(),
         }
     }
 }
@@ -167,12 +171,48 @@ impl Settings {
     /// against the audit key when one is configured: the audit chain needs
     /// a key of its own.
     pub fn protection(&self) -> Result<Protection, Error> {
-        let protection = protection_from_env(self.require_encryption)?;
         let lookup = |name: &str| std::env::var(name).ok();
+        let protection = match lookup(atom_kms::ENV_KMS_KEYS_FILE).filter(|f| !f.is_empty()) {
+            Some(file) => self.kms_protection(Path::new(&file))?,
+            None => protection_from_env(self.require_encryption)?,
+        };
         if lookup(ENV_AUDIT_KEY).is_some() || lookup(ENV_AUDIT_KEY_FILE).is_some() {
             distinct_audit_key(&protection, &audit_key_from(lookup)?)?;
         }
         Ok(protection)
+    }
+
+    /// The keyring of the KMS-held keys in `file`, decrypted through KMS
+    /// once per process (later calls reuse it). Keys in the environment as
+    /// well are refused: one key source at a time.
+    fn kms_protection(&self, file: &Path) -> Result<Protection, Error> {
+        if let Some(cached) = self.kms_keys.get() {
+            return Ok(cached.clone());
+        }
+        let lookup = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        for name in [
+            atom_crypto::ENV_KEY,
+            atom_crypto::ENV_KEY_FILE,
+            atom_crypto::ENV_PREVIOUS_KEYS,
+            atom_crypto::ENV_PREVIOUS_KEYS_FILE,
+        ] {
+            if lookup(name).is_some() {
+                return Err(Error::Config(format!(
+                    "both {} and {name} are set; keys come from one source: unset {name}, or unset {} to use keys from the environment",
+                    atom_kms::ENV_KMS_KEYS_FILE,
+                    atom_kms::ENV_KMS_KEYS_FILE
+                )));
+            }
+        }
+        let kms = atom_kms::Kms::from_lookup(&lookup)?;
+        let keys = atom_kms::block_on(kms.decrypt_keys_file(file))??;
+        let protection = atom_crypto::protection_from_keys(keys, lookup)?;
+        tracing::info!(
+            file = %file.display(),
+            context = %kms.context(),
+            "master keys decrypted through KMS"
+        );
+        Ok(self.kms_keys.get_or_init(|| protection).clone())
     }
 
     /// The keyring; an error naming `what` needs it when no key is set.

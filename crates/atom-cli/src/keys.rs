@@ -17,11 +17,23 @@ use crate::session::{GlobalArgs, print_json};
 
 #[derive(Subcommand)]
 pub(crate) enum KeysCommand {
-    /// Print a new random key (32 bytes, url-safe base64) and its id.
+    /// Print a new random key (32 bytes, url-safe base64) and its id; with
+    /// --kms-key-id, a key made by KMS, of which only its ciphertext blob
+    /// is printed or kept.
     Generate {
-        /// Print only the key, for `atom key generate --quiet > key.file`.
+        /// Print only the key (or the blob), for `atom key generate --quiet > key.file`.
         #[arg(long, short)]
         quiet: bool,
+        /// Make the key with KMS GenerateDataKey under this KMS key (id,
+        /// ARN or alias), with the encryption context of ATOM_KMS_CONTEXT;
+        /// the key itself is never shown.
+        #[arg(long, value_name = "KMS_KEY")]
+        kms_key_id: Option<String>,
+        /// With --kms-key-id: add the blob to this keys file
+        /// (ATOM_KMS_KEYS_FILE) as its first line, the new primary key;
+        /// the keys already there keep opening older values.
+        #[arg(long, value_name = "FILE", requires = "kms_key_id")]
+        add_to: Option<std::path::PathBuf>,
     },
     /// Validate the configured keys (ENCRYPTION_KEY / ENCRYPTION_KEY_FILE and
     /// ENCRYPTION_PREVIOUS_KEYS / ENCRYPTION_PREVIOUS_KEYS_FILE) and print
@@ -104,7 +116,12 @@ command afterwards).";
 
 pub(crate) async fn run(cmd: KeysCommand, args: &GlobalArgs) -> Result<ExitCode> {
     match cmd {
-        KeysCommand::Generate { quiet } => generate(quiet, args),
+        KeysCommand::Generate {
+            quiet,
+            kms_key_id: Some(kms_key_id),
+            add_to,
+        } => generate_with_kms(&kms_key_id, add_to.as_deref(), quiet, args),
+        KeysCommand::Generate { quiet, .. } => generate(quiet, args),
         KeysCommand::Check => check(args),
         KeysCommand::List { files } => list(&files, args),
         KeysCommand::Rotate(rotate) => rotate_keys(&rotate, args).await,
@@ -141,6 +158,53 @@ fn generate(quiet: bool, args: &GlobalArgs) -> Result<ExitCode> {
         println!("ENCRYPTION_KEY={}", key.expose_base64().as_str());
         eprintln!(
             "key id {}: keep the key secret (a secrets manager or a 0600 file for ENCRYPTION_KEY_FILE)",
+            key.id()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A key made by KMS: its blob printed, or added to a keys file as the new
+/// primary. The key's bytes stay in this process.
+fn generate_with_kms(
+    kms_key_id: &str,
+    add_to: Option<&std::path::Path>,
+    quiet: bool,
+    args: &GlobalArgs,
+) -> Result<ExitCode> {
+    let kms = atom_kms::Kms::from_env()?;
+    let (key, blob) = atom_kms::block_on(kms.generate(kms_key_id))??;
+    let line = atom_kms::keys_file_line(&blob);
+    if let Some(file) = add_to {
+        let existing = match std::fs::read_to_string(file) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => anyhow::bail!("cannot read the keys file {}: {}", file.display(), e.kind()),
+        };
+        atom_io::write_atomically(file, format!("{line}\n{existing}").as_bytes())?;
+        if args.json {
+            print_json(
+                &json!({ "key_id": key.id().to_string(), "keys_file": file.display().to_string() }),
+            )?;
+        } else {
+            println!(
+                "key {} (made by KMS under {kms_key_id}, context {}) is now the primary of {}",
+                key.id(),
+                kms.context(),
+                file.display()
+            );
+            println!(
+                "next: restart the apps, then `atom secrets rewrap` and `atom credentials rewrap`; once nothing is left under the old key, remove its line"
+            );
+        }
+    } else if args.json {
+        print_json(&json!({ "key_id": key.id().to_string(), "kms_blob": line }))?;
+    } else if quiet {
+        println!("{line}");
+    } else {
+        println!("{line}");
+        eprintln!(
+            "key id {}: the line above is its KMS ciphertext blob, not the key; put it first in the file ATOM_KMS_KEYS_FILE names (or use --add-to)",
             key.id()
         );
     }
@@ -283,6 +347,12 @@ async fn destroy(
 }
 
 async fn rotate_keys(rotate: &RotateArgs, args: &GlobalArgs) -> Result<ExitCode> {
+    if std::env::var_os(atom_kms::ENV_KMS_KEYS_FILE).is_some_and(|f| !f.is_empty()) {
+        anyhow::bail!(
+            "{} is set: `atom keys rotate` manages key files that hold keys in clear, and KMS-held keys never are. Rotate with `atom key generate --kms-key-id <KMS key> --add-to <keys file>`, restart the apps, run `atom secrets rewrap` and `atom credentials rewrap`, then remove the old key's line (docs/ROTATION.md)",
+            atom_kms::ENV_KMS_KEYS_FILE
+        );
+    }
     let options = rotate.options(
         &args.settings,
         !args.json && std::io::stderr().is_terminal(),

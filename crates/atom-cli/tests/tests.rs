@@ -11,6 +11,7 @@ mod common;
 mod rotation_common;
 mod bad_input;
 mod key;
+mod kms;
 mod no_loss;
 mod readme;
 mod rotate_kill;

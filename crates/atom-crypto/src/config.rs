@@ -113,6 +113,19 @@ pub fn protection_from(
     ))
 }
 
+/// A keyring of keys obtained from another key source (a KMS): the first
+/// seals, the others only open; each is named by its origin in errors.
+/// [`ENV_REFUSE_LEGACY`] applies as for keys from the environment.
+pub fn protection_from_keys(
+    keys: Vec<(Key, String)>,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Protection, CryptoError> {
+    let refuse_legacy = flag(&lookup, ENV_REFUSE_LEGACY)?;
+    Ok(Protection::Encrypted(
+        Keyring::from_entries(keys)?.with_legacy(!refuse_legacy),
+    ))
+}
+
 fn flag(lookup: &impl Fn(&str) -> Option<String>, name: &str) -> Result<bool, CryptoError> {
     atom_io::flag_from_env(lookup, name).map_err(|e| CryptoError::Config(e.to_string()))
 }

@@ -30,7 +30,7 @@ pub use clock::{Clock, SystemClock};
 pub use config::{
     ENV_KEY, ENV_KEY_FILE, ENV_PREVIOUS_KEYS, ENV_PREVIOUS_KEYS_FILE, ENV_REFUSE_LEGACY,
     ENV_REQUIRE_ENCRYPTION, Protection, encryption_required_by_env, protection_from,
-    protection_from_env,
+    protection_from_env, protection_from_keys,
 };
 pub use context::Context;
 pub use error::{CryptoError, OpenFailure, ValueKind};
