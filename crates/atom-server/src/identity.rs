@@ -79,7 +79,15 @@ impl std::fmt::Display for JwksSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             JwksSource::File(path) => write!(f, "{}", path.display()),
-            JwksSource::Url(url) => write!(f, "{url}"),
+            // Without user info or query, which may carry credentials.
+            JwksSource::Url(url) => {
+                let mut shown = url.clone();
+                let _ = shown.set_username("");
+                let _ = shown.set_password(None);
+                shown.set_query(None);
+                shown.set_fragment(None);
+                write!(f, "{shown}")
+            }
         }
     }
 }
@@ -559,6 +567,10 @@ mod tests {
         assert!(err.to_string().contains("https"), "{err}");
         assert!(JwksSource::url("not a url").is_err());
         assert!(JwksSource::url("file:///etc/jwks.json").is_err());
+        let shown = JwksSource::url("https://u:pw@idp.example/jwks?token=t0k3n#x")
+            .unwrap()
+            .to_string();
+        assert_eq!(shown, "https://idp.example/jwks");
     }
 
     #[test]
