@@ -32,6 +32,8 @@ pub struct AppState {
     inner: Arc<Inner>,
     denials: Arc<Denials>,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// The rotation state file whose progress `/metrics` exports.
+    rotation_state: Option<Arc<std::path::Path>>,
 }
 
 struct Inner {
@@ -63,7 +65,15 @@ impl AppState {
             }),
             denials: Arc::new(Denials::new(DenialLimits::default())),
             metrics: crate::metrics::handle(),
+            rotation_state: None,
         }
+    }
+
+    /// The same state exporting the progress of the rotation whose state
+    /// file is `path` (`.atom-rotation.json` next to the primary key file).
+    pub fn with_rotation_state(mut self, path: &std::path::Path) -> AppState {
+        self.rotation_state = Some(Arc::from(path));
+        self
     }
 
     /// The same state with other limits on refused requests.
@@ -214,6 +224,9 @@ async fn metrics(State(state): State<AppState>) -> axum::response::Response {
         .into_response();
     };
     crate::metrics::record_pool(state.inner.store.pool_usage());
+    if let Some(path) = &state.rotation_state {
+        crate::metrics::record_rotation(path);
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -333,8 +333,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let (store, report) = settings.store(protection.clone(), auditor.clone()).await?;
     tracing::info!(database = %atom_credentials::redact_url(&settings.database_url()), migrations = %report, "credential store ready");
 
-    let state = AppState::new(store, protection, secrets, auth, auditor.clone())
+    let mut state = AppState::new(store, protection, secrets, auth, auditor.clone())
         .with_denial_limits(cli.limits.denials());
+    // Rotation runs in `atom keys rotate` and keeps its state next to the
+    // primary key file; /metrics exports its progress.
+    if let Some(key_file) = std::env::var_os(atom_crypto::ENV_KEY_FILE) {
+        let dir = atom_io::parent_dir(std::path::Path::new(&key_file));
+        state = state.with_rotation_state(&atom_rotation::RotationState::path_in(&dir));
+    }
     let sweeper = tokio::spawn(state.clone().record_denials_every_window());
     let listener = tokio::net::TcpListener::bind(cli.bind)
         .await

@@ -10,6 +10,9 @@
 //! | `atom_decrypt_failures_total` (atom-credentials) | `reason`: the audit log's reason names |
 //! | `atom_requests_refused_total` | `reason`: the audit log's denial reasons |
 //! | `atom_db_pool_connections` (gauge, read at each scrape) | `state`: `open`, `idle`, `max` |
+//! | `atom_jwks_fetches_total` (identity provider keys) | `result`: `ok`, `failed` |
+//! | `atom_rotation_phase` (gauge, from the rotation state file at each scrape) | `phase`: 1 for the phase reached, 0 for the others |
+//! | `atom_rotation_rows_rewrapped`, `atom_rotation_secrets_rewrapped`, `atom_rotation_updated_timestamp_seconds` (gauges, likewise) | |
 //!
 //! No label holds a user id, provider, token or address: routes are path
 //! templates (`/api/users/{user}/credentials/{provider}`), and a path that
@@ -90,4 +93,48 @@ pub(crate) fn record_pool(usage: atom_credentials::PoolUsage) {
     ] {
         metrics::gauge!("atom_db_pool_connections", "state" => state).set(f64::from(n));
     }
+}
+
+/// The phases a rotation goes through, as `atom_rotation_phase` labels;
+/// `none` when no rotation state file exists.
+const PHASES: &[&str] = &[
+    "none",
+    "introduced",
+    "promoting",
+    "promoted",
+    "rewrapped",
+    "verified",
+    "finished",
+];
+
+/// Rotation progress from the state file `atom keys rotate` writes (next to
+/// the primary key file), read at each scrape: an operator watching the
+/// server sees a rotation run by another process move. A file that cannot
+/// be read leaves the gauges as they were and is logged.
+pub(crate) fn record_rotation(state_file: &std::path::Path) {
+    let state = match atom_rotation::RotationState::load(state_file) {
+        Ok(state) => state,
+        Err(e) => {
+            tracing::warn!(error = %e, "rotation progress not exported");
+            return;
+        }
+    };
+    let current = state.as_ref().map_or("none", |s| s.phase.as_str());
+    for phase in PHASES {
+        let on = if *phase == current { 1.0 } else { 0.0 };
+        metrics::gauge!("atom_rotation_phase", "phase" => *phase).set(on);
+    }
+    let (rows, secrets, updated) = state.map_or((0, false, 0), |s| {
+        (
+            s.rows_rewrapped,
+            s.secrets_rewrapped,
+            s.updated_at.timestamp(),
+        )
+    });
+    // Counts far below 2^53: exact as f64.
+    #[allow(clippy::cast_precision_loss)]
+    metrics::gauge!("atom_rotation_rows_rewrapped").set(rows as f64);
+    metrics::gauge!("atom_rotation_secrets_rewrapped").set(if secrets { 1.0 } else { 0.0 });
+    #[allow(clippy::cast_precision_loss)]
+    metrics::gauge!("atom_rotation_updated_timestamp_seconds").set(updated as f64);
 }

@@ -32,6 +32,8 @@ struct Setup {
     tls: Option<Tls>,
     /// With `None`, HS256 with [`JWT_SECRET`].
     auth: Option<Authenticator>,
+    /// A rotation state file whose progress `/metrics` exports.
+    rotation_state: Option<std::path::PathBuf>,
 }
 
 impl Setup {
@@ -47,6 +49,7 @@ impl Setup {
             auditor: None,
             tls: None,
             auth: None,
+            rotation_state: None,
         }
     }
 }
@@ -82,6 +85,19 @@ impl TestServer {
     ) -> TestServer {
         let setup = Setup {
             auth: Some(auth),
+            ..Setup::auditing_every_refusal()
+        };
+        TestServer::launch(dir, database_url, setup).await
+    }
+
+    /// A server exporting the progress of the rotation state file `path`.
+    pub(crate) async fn start_watching_rotation(
+        dir: &Path,
+        database_url: &str,
+        path: &Path,
+    ) -> TestServer {
+        let setup = Setup {
+            rotation_state: Some(path.to_owned()),
             ..Setup::auditing_every_refusal()
         };
         TestServer::launch(dir, database_url, setup).await
@@ -131,6 +147,10 @@ impl TestServer {
             auditor,
         )
         .with_denial_limits(setup.denials);
+        let state = match &setup.rotation_state {
+            Some(path) => state.with_rotation_state(path),
+            None => state,
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel();

@@ -210,3 +210,67 @@ async fn readyz_fails_while_the_database_is_gone() {
     assert_eq!(body["checks"]["audit"], "ok");
     s.stop().await;
 }
+
+/// A rotation run by `atom keys rotate` (another process) shows its
+/// progress in the server's metrics, read from its state file at each
+/// scrape.
+#[tokio::test]
+async fn rotation_progress_is_exported_from_the_state_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let state_file = dir.path().join(atom_rotation::STATE_FILE);
+    let s =
+        TestServer::start_watching_rotation(dir.path(), &sqlite_url(dir.path()), &state_file).await;
+    let c = Client::new();
+    let scrape = || async {
+        c.get(s.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let text = scrape().await;
+    assert!(
+        text.contains(r#"atom_rotation_phase{phase="none"} 1"#),
+        "{text}"
+    );
+
+    let (old, new) = (Key::from_bytes([1; 32]).id(), Key::from_bytes([2; 32]).id());
+    let write = |phase: &str, rows: u64| {
+        let state = json!({
+            "version": 1, "phase": phase,
+            "old_key_id": old.to_string(), "new_key_id": new.to_string(),
+            "started_at": "2026-12-01T03:00:00Z", "updated_at": "2026-12-01T03:05:00Z",
+            "secrets_rewrapped": true, "rows_rewrapped": rows, "cursors": [],
+        });
+        std::fs::write(&state_file, state.to_string()).unwrap();
+        // The file is what the rotation engine reads back.
+        atom_rotation::RotationState::load(&state_file)
+            .unwrap()
+            .unwrap();
+    };
+    write("promoted", 1234);
+    let text = scrape().await;
+    for needle in [
+        r#"atom_rotation_phase{phase="promoted"} 1"#,
+        r#"atom_rotation_phase{phase="none"} 0"#,
+        "atom_rotation_rows_rewrapped 1234",
+        "atom_rotation_secrets_rewrapped 1",
+        "atom_rotation_updated_timestamp_seconds 1796094300",
+    ] {
+        assert!(text.contains(needle), "{needle} in:\n{text}");
+    }
+    write("finished", 5000);
+    let text = scrape().await;
+    assert!(
+        text.contains(r#"atom_rotation_phase{phase="finished"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"atom_rotation_phase{phase="promoted"} 0"#),
+        "{text}"
+    );
+    assert!(text.contains("atom_rotation_rows_rewrapped 5000"), "{text}");
+    s.stop().await;
+}
