@@ -188,6 +188,9 @@ struct Cached {
 /// behind an `Arc`; the key set is refreshed as the module says.
 pub struct ProviderVerifier {
     config: ProviderConfig,
+    /// The checks of each accepted algorithm, built once: issuer, audience,
+    /// `exp`/`iss`/`aud` required, `nbf`, the leeway.
+    validations: [(Algorithm, Validation); 3],
     client: reqwest::Client,
     cache: RwLock<Cached>,
     /// Held while a fetch runs; holds the time of the last attempt.
@@ -235,7 +238,22 @@ impl ProviderVerifier {
             })?;
         let keys = fetch(&client, &config.jwks).await?;
         let now = Instant::now();
+        let validation = |algorithm| {
+            let mut v = Validation::new(algorithm);
+            v.set_issuer(&[&config.issuer]);
+            v.set_audience(&[&config.audience]);
+            v.set_required_spec_claims(&["exp", "iss", "aud"]);
+            v.validate_nbf = true;
+            v.leeway = crate::auth::LEEWAY_SECS;
+            (algorithm, v)
+        };
+        let validations = [
+            validation(Algorithm::RS256),
+            validation(Algorithm::ES256),
+            validation(Algorithm::EdDSA),
+        ];
         Ok(ProviderVerifier {
+            validations,
             config,
             client,
             cache: RwLock::new(Cached { keys, fetched: now }),
@@ -290,13 +308,12 @@ impl ProviderVerifier {
                 key.algorithm
             )));
         }
-        let mut validation = Validation::new(key.algorithm);
-        validation.set_issuer(&[&self.config.issuer]);
-        validation.set_audience(&[&self.config.audience]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
-        validation.validate_nbf = true;
-        validation.leeway = crate::auth::LEEWAY_SECS;
-        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation)
+        let (_, validation) = self
+            .validations
+            .iter()
+            .find(|(algorithm, _)| *algorithm == key.algorithm)
+            .ok_or_else(|| AuthError::Invalid(format!("only {ACCEPTED} tokens are accepted")))?;
+        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, validation)
             .map_err(|e| AuthError::Invalid(describe(e.kind(), ACCEPTED)))?;
         let claims = data.claims;
         check_issued_at(claims.get("iat").and_then(Value::as_u64))?;

@@ -28,7 +28,7 @@ use crate::context::Context;
 use crate::error::{CryptoError, ValueKind};
 use crate::key::{Key, KeyId};
 use crate::stored::StoredValue;
-use crate::token;
+use crate::token::{self, TokenHeader};
 
 /// Prefix of a value sealed under a data key.
 pub(crate) const ENVELOPE_PREFIX: &str = "atom:v2:";
@@ -77,11 +77,11 @@ impl DataKey {
 /// for any other form. A value that claims the v2 form but is not well
 /// formed is an error, never another form.
 pub fn enveloped_key_id(stored: &str) -> Result<Option<KeyId>, CryptoError> {
-    Ok(parse_enveloped(stored)?.map(|(id, _)| id))
+    Ok(parse_enveloped(stored)?.map(|(id, _, _)| id))
 }
 
-/// The data key id and the token of a v2 value.
-fn parse_enveloped(stored: &str) -> Result<Option<(KeyId, &str)>, CryptoError> {
+/// The data key id, the token and its header of a v2 value.
+fn parse_enveloped(stored: &str) -> Result<Option<(KeyId, &str, TokenHeader)>, CryptoError> {
     let Some(rest) = stored.strip_prefix(ENVELOPE_PREFIX) else {
         return Ok(None);
     };
@@ -89,12 +89,10 @@ fn parse_enveloped(stored: &str) -> Result<Option<(KeyId, &str)>, CryptoError> {
         .split_once(':')
         .ok_or(CryptoError::Malformed("no ':' after the data key id"))?;
     let id = KeyId::from_str(id)?;
-    if token::parse_header(token).is_none() {
-        return Err(CryptoError::Malformed(
-            "the part after the data key id is not a Fernet token",
-        ));
-    }
-    Ok(Some((id, token)))
+    let header = token::parse_header(token).ok_or(CryptoError::Malformed(
+        "the part after the data key id is not a Fernet token",
+    ))?;
+    Ok(Some((id, token, header)))
 }
 
 impl Keyring {
@@ -150,15 +148,12 @@ impl Keyring {
         context: &Context,
         stored: &str,
     ) -> Result<SecretString, CryptoError> {
-        let (id, token) = parse_enveloped(stored)?.ok_or(CryptoError::Malformed(
+        let (id, token, header) = parse_enveloped(stored)?.ok_or(CryptoError::Malformed(
             "not an enveloped value (atom:v2:<data key id>:<token>)",
         ))?;
         if id != data_key.id() {
             return Err(CryptoError::UnknownKeyId { id });
         }
-        let header = token::parse_header(token).ok_or(CryptoError::Malformed(
-            "the part after the data key id is not a Fernet token",
-        ))?;
         let plaintext = derive_fernet(&data_key.hkdf, context)
             .decrypt_at_time(token, None, FERNET_NOW_DISABLED)
             .map_err(|_| CryptoError::AuthenticationFailed {
@@ -180,11 +175,11 @@ impl Keyring {
         stored: &str,
     ) -> Result<Option<String>, CryptoError> {
         let plaintext = match parse_enveloped(stored)? {
-            Some((id, _)) if id == data_key.id() => {
+            Some((id, _, _)) if id == data_key.id() => {
                 self.open_enveloped(data_key, context, stored)?;
                 return Ok(None);
             }
-            Some((id, _)) => {
+            Some((id, _, _)) => {
                 let old = old
                     .filter(|k| k.id() == id)
                     .ok_or(CryptoError::UnknownKeyId { id })?;
