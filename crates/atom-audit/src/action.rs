@@ -75,6 +75,44 @@ pub enum Action {
         /// How many credentials were erased.
         count: u64,
     },
+    /// A user's data key was made and stored wrapped under a master key
+    /// (envelope encryption).
+    DataKeyCreated {
+        /// The user id.
+        user: String,
+        /// The data key's id.
+        key_id: KeyId,
+        /// The master key that wraps it.
+        kek_id: KeyId,
+    },
+    /// A user's data key was unwrapped for the first time in this process
+    /// (later uses come from the process's cache and are not recorded).
+    DataKeyUnwrapped {
+        /// The user id.
+        user: String,
+        /// The data key's id.
+        key_id: KeyId,
+        /// The master key that wrapped it.
+        kek_id: KeyId,
+    },
+    /// A user's data key was replaced: the user's credentials were re-sealed
+    /// under the new key and the old one destroyed.
+    DataKeyRotated {
+        /// The user id.
+        user: String,
+        /// The new data key.
+        to: KeyId,
+        /// Credentials re-sealed.
+        resealed: u64,
+    },
+    /// A user's data keys were destroyed (crypto-shredding): every copy of
+    /// that user's enveloped credentials, backups included, no longer opens.
+    DataKeyDestroyed {
+        /// The user id.
+        user: String,
+        /// How many data keys were destroyed.
+        count: u64,
+    },
     /// A secrets file was migrated (plaintext or legacy values sealed).
     SecretsMigrated {
         /// The file's path as configured.
@@ -207,6 +245,10 @@ impl Action {
             Action::CredentialStatusRead { .. } => "credential_status_read",
             Action::CredentialTableAdopted { .. } => "credential_table_adopted",
             Action::UserCredentialsErased { .. } => "user_credentials_erased",
+            Action::DataKeyCreated { .. } => "data_key_created",
+            Action::DataKeyUnwrapped { .. } => "data_key_unwrapped",
+            Action::DataKeyRotated { .. } => "data_key_rotated",
+            Action::DataKeyDestroyed { .. } => "data_key_destroyed",
             Action::SecretsMigrated { .. } => "secrets_migrated",
             Action::SecretsRolledBack { .. } => "secrets_rolled_back",
             Action::SecretsVerified { .. } => "secrets_verified",
@@ -244,7 +286,11 @@ impl Action {
             | Action::CredentialAccessed { user, .. }
             | Action::CredentialDeleted { user, .. }
             | Action::CredentialsListed { user, .. }
-            | Action::UserCredentialsErased { user, .. } => Some(user),
+            | Action::UserCredentialsErased { user, .. }
+            | Action::DataKeyCreated { user, .. }
+            | Action::DataKeyUnwrapped { user, .. }
+            | Action::DataKeyRotated { user, .. }
+            | Action::DataKeyDestroyed { user, .. } => Some(user),
             Action::DecryptionFailed { subject, .. } | Action::AccessDenied { subject, .. } => {
                 match subject {
                     Subject::Credential { user, .. } | Subject::User { user } => Some(user),
@@ -295,7 +341,10 @@ impl Action {
             | Action::SecretRead { key_id, .. }
             | Action::SecretChanged { key_id, .. }
             | Action::DecryptionFailed { key_id, .. } => *key_id,
-            Action::SecretsMigrated { key_id, .. } => Some(*key_id),
+            Action::SecretsMigrated { key_id, .. }
+            | Action::DataKeyCreated { key_id, .. }
+            | Action::DataKeyUnwrapped { key_id, .. } => Some(*key_id),
+            Action::DataKeyRotated { to, .. } => Some(*to),
             Action::KeyRotationStarted { to, .. }
             | Action::KeyRotationProgressed { to, .. }
             | Action::KeyRotationFinished { to, .. } => Some(*to),
@@ -390,6 +439,29 @@ impl Action {
                 pair(f, "rows_kept", rows_kept)?;
                 pair(f, "duplicates_archived", duplicates_archived)?;
                 pair(f, "incomplete_archived", incomplete_archived)
+            }
+            Action::DataKeyCreated {
+                user,
+                key_id,
+                kek_id,
+            }
+            | Action::DataKeyUnwrapped {
+                user,
+                key_id,
+                kek_id,
+            } => {
+                pair(f, "user", user)?;
+                pair(f, "data_key", key_id)?;
+                pair(f, "kek", kek_id)
+            }
+            Action::DataKeyRotated { user, to, resealed } => {
+                pair(f, "user", user)?;
+                pair(f, "to", to)?;
+                pair(f, "resealed", resealed)
+            }
+            Action::DataKeyDestroyed { user, count } => {
+                pair(f, "user", user)?;
+                pair(f, "count", count)
             }
             Action::SecretsMigrated {
                 file,

@@ -51,6 +51,25 @@ fn all_actions() -> Vec<Action> {
             duplicates_archived: 2,
             incomplete_archived: 1,
         },
+        Action::DataKeyCreated {
+            user: "7".into(),
+            key_id: id,
+            kek_id: audit_key().id(),
+        },
+        Action::DataKeyUnwrapped {
+            user: "7".into(),
+            key_id: id,
+            kek_id: audit_key().id(),
+        },
+        Action::DataKeyRotated {
+            user: "7".into(),
+            to: id,
+            resealed: 3,
+        },
+        Action::DataKeyDestroyed {
+            user: "7".into(),
+            count: 1,
+        },
         Action::SecretsMigrated {
             file: "secrets.json".into(),
             values: 4,
@@ -131,7 +150,7 @@ fn every_action_has_its_own_name_and_round_trips_through_json() {
         let back: AuditEvent = serde_json::from_str(&json).unwrap();
         assert_eq!(back, event);
     }
-    assert_eq!(names.len(), 20);
+    assert_eq!(names.len(), 24);
     // The endpoint subject, named as such in the seed line.
     let action = Action::AccessDenied {
         subject: Subject::Endpoint {

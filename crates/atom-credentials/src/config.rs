@@ -13,6 +13,13 @@ pub const ENV_DATABASE_URL: &str = "DATABASE_URL";
 pub const ENV_PLAINTEXT_TRANSITION: &str = "ATOM_CREDENTIALS_PLAINTEXT_TRANSITION";
 /// Largest number of pooled database connections (default 10; SQLite 4).
 pub const ENV_DB_MAX_CONNECTIONS: &str = "ATOM_DB_MAX_CONNECTIONS";
+/// Where the users' wrapped data keys live; unset means the credentials
+/// database itself (see docs/OPERATIONS.md for the trade-off).
+pub const ENV_KEYSTORE_URL: &str = "ATOM_KEYSTORE_URL";
+/// `1` or `true`: new values are sealed under their user's data key (the
+/// `atom:v2` form) and rewrap upgrades older rows to it. Values of that
+/// form are read whatever this says.
+pub const ENV_ENVELOPE: &str = "ATOM_ENVELOPE_ENCRYPTION";
 
 /// The store's settings. Build with [`StoreConfig::new`] or
 /// [`StoreConfig::from_env`], then adjust with the `with_` methods.
@@ -26,6 +33,10 @@ pub struct StoreConfig {
     pub plaintext_transition: bool,
     /// Pool size; `None` picks 10 (4 for SQLite, whose writers serialize).
     pub max_connections: Option<u32>,
+    /// The key store's database; `None` is the credentials database.
+    pub keystore_url: Option<DatabaseUrl>,
+    /// Seal new values under per-user data keys (see [`ENV_ENVELOPE`]).
+    pub envelope: bool,
     /// Tests: `PRAGMA max_page_count` of every SQLite connection, read
     /// each time a connection is handed out.
     #[cfg(feature = "test-util")]
@@ -39,6 +50,8 @@ impl StoreConfig {
             database_url,
             plaintext_transition: false,
             max_connections: None,
+            keystore_url: None,
+            envelope: false,
             #[cfg(feature = "test-util")]
             sqlite_page_limit: None,
         }
@@ -72,9 +85,20 @@ impl StoreConfig {
                 }
             },
         };
+        let keystore_url = match lookup(ENV_KEYSTORE_URL).filter(|u| !u.trim().is_empty()) {
+            Some(text) => Some(
+                DatabaseUrl::parse(&text)
+                    .map_err(|e| CredentialError::Config(format!("{ENV_KEYSTORE_URL}: {e}")))?,
+            ),
+            None => None,
+        };
+        let envelope = atom_io::flag_from_env(&lookup, ENV_ENVELOPE)
+            .map_err(|e| CredentialError::Config(e.to_string()))?;
         Ok(StoreConfig {
             plaintext_transition,
             max_connections,
+            keystore_url,
+            envelope,
             ..StoreConfig::new(database_url)
         })
     }
@@ -82,6 +106,18 @@ impl StoreConfig {
     /// The same settings with the plaintext transition on or off.
     pub fn with_plaintext_transition(mut self, on: bool) -> StoreConfig {
         self.plaintext_transition = on;
+        self
+    }
+
+    /// The same settings with the key store in another database.
+    pub fn with_keystore(mut self, url: DatabaseUrl) -> StoreConfig {
+        self.keystore_url = Some(url);
+        self
+    }
+
+    /// The same settings with envelope encryption on or off.
+    pub fn with_envelope(mut self, on: bool) -> StoreConfig {
+        self.envelope = on;
         self
     }
 
@@ -132,8 +168,15 @@ mod tests {
             (ENV_DATABASE_URL, "postgres://u:pw@h/db"),
             (ENV_PLAINTEXT_TRANSITION, "1"),
             (ENV_DB_MAX_CONNECTIONS, "3"),
+            (ENV_KEYSTORE_URL, "sqlite:///var/lib/atom/keys.db"),
+            (ENV_ENVELOPE, "1"),
         ]))
         .unwrap();
+        assert!(c.envelope);
+        assert_eq!(
+            c.keystore_url.as_ref().map(DatabaseUrl::backend),
+            Some(crate::url::Backend::Sqlite)
+        );
         assert_eq!(c.database_url.backend(), crate::url::Backend::Postgres);
         assert!(c.plaintext_transition);
         assert_eq!(c.max_connections, Some(3));
@@ -145,6 +188,8 @@ mod tests {
             (ENV_DATABASE_URL, "ftp://u:hunter2@h"),
             (ENV_PLAINTEXT_TRANSITION, "yes"),
             (ENV_DB_MAX_CONNECTIONS, "0"),
+            (ENV_KEYSTORE_URL, "ftp://u:hunter2@h"),
+            (ENV_ENVELOPE, "maybe"),
         ] {
             let err = StoreConfig::from_lookup(env(&[(k, v)]))
                 .unwrap_err()

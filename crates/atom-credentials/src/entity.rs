@@ -3,7 +3,9 @@
 //! `key_id` names the key that sealed `encrypted_token` (12 hex digits);
 //! it is NULL for legacy Fernet tokens and plaintext rows, so rotation finds
 //! every row not under the primary key with a plain query and never has to
-//! decrypt to know.
+//! decrypt to know. `data_key_id` names the data key of an enveloped
+//! (`atom:v2`) row, whose `key_id` is NULL: such a row hangs off its user's
+//! data key, not off a master key.
 
 #![allow(unreachable_pub, missing_docs)] // generated items; the module is crate-private
 
@@ -19,6 +21,7 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub encrypted_token: String,
     pub key_id: Option<String>,
+    pub data_key_id: Option<String>,
     pub created_at: DateTime,
     pub updated_at: DateTime,
 }
@@ -32,6 +35,7 @@ impl std::fmt::Debug for Model {
             .field("user_id", &self.user_id)
             .field("provider", &self.provider)
             .field("key_id", &self.key_id)
+            .field("data_key_id", &self.data_key_id)
             .field("encrypted_token_len", &self.encrypted_token.len())
             .finish()
     }

@@ -36,6 +36,19 @@ pub enum CredentialError {
         source: CryptoError,
     },
 
+    /// A user's data key (envelope encryption) cannot be made or opened.
+    #[error("the data key of user {user} cannot be used: {message}")]
+    DataKey {
+        /// The user id.
+        user: String,
+        /// The data key, when one is named.
+        key_id: Option<atom_crypto::KeyId>,
+        /// The class of failure, as audited.
+        reason: atom_crypto::OpenFailure,
+        /// What is wrong and what to do (never key material).
+        message: String,
+    },
+
     /// The row holds plaintext (from the no-key development mode) while a
     /// key is configured and the transition setting is off.
     #[error(

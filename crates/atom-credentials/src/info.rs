@@ -24,8 +24,8 @@ pub struct PoolUsage {
 pub struct CredentialInfo {
     /// The provider.
     pub provider: Provider,
-    /// The key that sealed it; `None` for a legacy Fernet token or a
-    /// plaintext row.
+    /// The key that sealed it (the data key of an enveloped value); `None`
+    /// for a legacy Fernet token or a plaintext row.
     pub key_id: Option<KeyId>,
     /// When it was first stored (kept across updates).
     pub created_at: DateTime<Utc>,
@@ -44,4 +44,7 @@ pub struct ErasureReport {
     /// Archived rows of the user (older duplicates kept by the legacy
     /// adoption) removed as well.
     pub archived_removed: u64,
+    /// The user's data keys destroyed (crypto-shredding): enveloped values
+    /// of the user in any copy of the database no longer open.
+    pub data_keys_destroyed: u64,
 }

@@ -20,8 +20,10 @@ mod audit;
 mod config;
 mod connect;
 mod entity;
+mod envelope;
 mod error;
 mod info;
+mod keystore;
 mod migration;
 mod provider;
 mod reveal;
@@ -38,9 +40,14 @@ mod time;
 mod url;
 mod user_id;
 
-pub use config::{ENV_DATABASE_URL, ENV_DB_MAX_CONNECTIONS, ENV_PLAINTEXT_TRANSITION, StoreConfig};
+pub use config::{
+    ENV_DATABASE_URL, ENV_DB_MAX_CONNECTIONS, ENV_ENVELOPE, ENV_KEYSTORE_URL,
+    ENV_PLAINTEXT_TRANSITION, StoreConfig,
+};
+pub use envelope::{DataKeyCounts, UserKeyRotation};
 pub use error::CredentialError;
 pub use info::{CredentialInfo, ErasureReport, PoolUsage};
+pub use keystore::{DataKeyFailure, DataKeyProgress};
 pub use migration::{MigrationReport, SchemaState, schema_state};
 pub use provider::Provider;
 pub use rewrap::{

@@ -29,10 +29,19 @@ pub struct StoreStatus {
     pub plaintext: u64,
     /// Rows whose value or key id is not well formed.
     pub malformed: u64,
+    /// Rows sealed under their user's data key (`atom:v2`), which hang off
+    /// the data keys below rather than a master key.
+    pub enveloped: u64,
+    /// The users' data keys, by the master key that wraps them.
+    pub data_keys: crate::DataKeyCounts,
     /// The key that seals new values; `None` in plaintext mode.
     pub primary: Option<KeyId>,
-    /// Rows not sealed under the primary key (what rewrap would process).
+    /// Rows a rewrap would process: those not sealed under the primary key
+    /// or, with envelope encryption on, every row not yet enveloped.
     pub needs_rewrap: u64,
+    /// Data keys not wrapped under the primary key (what a master key
+    /// rotation rewraps).
+    pub data_keys_need_rewrap: u64,
     /// The first [`MAX_LISTED_ROWS`] plaintext rows, so that they can be
     /// checked before anything seals them.
     pub plaintext_rows: Vec<RowRef>,
@@ -63,20 +72,23 @@ impl CredentialStore {
             primary: keyring.map(|k| k.primary_id()),
             ..StoreStatus::default()
         };
-        let groups: Vec<(Option<String>, i64)> = entity::Entity::find()
+        let groups: Vec<(Option<String>, bool, i64)> = entity::Entity::find()
             .select_only()
             .column(entity::Column::KeyId)
+            .column_as(entity::Column::DataKeyId.is_not_null(), "enveloped")
             .column_as(entity::Column::Id.count(), "n")
             .group_by(entity::Column::KeyId)
+            .group_by(Expr::col(entity::Column::DataKeyId).is_not_null())
             .into_tuple()
             .all(&self.db)
             .await?;
         let mut unkeyed = 0;
         let mut by_key = Vec::new();
-        for (key_id, n) in groups {
+        for (key_id, enveloped, n) in groups {
             let n = u64::try_from(n).unwrap_or(0);
             status.total += n;
             match key_id.map(|k| k.parse::<KeyId>()) {
+                _ if enveloped => status.enveloped += n,
                 None => unkeyed = n,
                 Some(Err(_)) => status.malformed += n,
                 Some(Ok(key_id)) => by_key.push((key_id, n)),
@@ -92,7 +104,16 @@ impl CredentialStore {
             .filter(|k| Some(k.key_id) == status.primary)
             .map(|k| k.count)
             .sum::<u64>();
-        status.needs_rewrap = status.total - under_primary;
+        status.needs_rewrap = if self.envelope && keyring.is_some() {
+            status.total - status.enveloped
+        } else {
+            status.total - status.enveloped - under_primary
+        };
+        status.data_keys = self.data_key_counts().await?;
+        status.data_keys_need_rewrap = match status.primary {
+            Some(primary) => status.data_keys.not_under(primary),
+            None => 0,
+        };
         self.audit
             .record(Action::CredentialStatusRead {
                 total: status.total,
@@ -142,6 +163,9 @@ impl CredentialStore {
                 .from(table)
                 .and_where(Expr::col("key_id").is_null())
                 .and_where(Expr::col("id").gt(last))
+                .apply_if((table == TABLE).then_some(()), |q, ()| {
+                    q.and_where(Expr::col("data_key_id").is_null());
+                })
                 .order_by("id", Order::Asc)
                 .limit(u64::from(PAGE))
                 .to_owned();
@@ -168,19 +192,22 @@ pub struct KeyRows {
     pub rows: u64,
     /// The same in the archive table (`user_credentials_archive`).
     pub archived_rows: u64,
+    /// Users' data keys wrapped under the key: destroying it would make
+    /// every value those data keys seal unreadable.
+    pub data_keys: u64,
 }
 
 impl KeyRows {
-    /// Rows in both tables.
+    /// Rows in both tables and data keys.
     pub fn total(&self) -> u64 {
-        self.rows + self.archived_rows
+        self.rows + self.archived_rows + self.data_keys
     }
 }
 
 impl CredentialStore {
     /// How many rows, in the table and in its archive, still need `key`:
     /// sealed under its id, or legacy tokens it opens (tried on every row
-    /// without a key id). For refusing to destroy a key that something
+    /// without a key id); and how many data keys it wraps. For refusing to destroy a key that something
     /// still needs. Audited as `credential_status_read`.
     pub async fn rows_under_key(&self, key: &atom_crypto::Key) -> Result<KeyRows, CredentialError> {
         let probe = atom_crypto::Keyring::single(key.clone());
@@ -191,6 +218,7 @@ impl CredentialStore {
         ] {
             *count = self.rows_of_table_under(table, key.id(), &probe).await?;
         }
+        found.data_keys = self.data_key_counts().await?.by_key(key.id());
         self.audit
             .record(Action::CredentialStatusRead {
                 total: found.total(),

@@ -27,6 +27,7 @@ use crate::config::StoreConfig;
 use crate::entity::{self, ARCHIVE_TABLE};
 use crate::error::CredentialError;
 use crate::info::{CredentialInfo, ErasureReport, PoolUsage};
+use crate::keystore::KeyStore;
 use crate::migration::{self, MigrationReport};
 use crate::provider::Provider;
 use crate::reveal::{conceal, reveal};
@@ -53,6 +54,10 @@ pub struct CredentialStore {
     /// first served, hands the lock over at once. Other processes still
     /// meet the busy timeout.
     pub(crate) sqlite_writer: Arc<tokio::sync::Mutex<()>>,
+    /// The users' data keys (envelope encryption).
+    pub(crate) keystore: KeyStore,
+    /// Seal new values under data keys (`atom:v2`).
+    pub(crate) envelope: bool,
 }
 
 impl fmt::Debug for CredentialStore {
@@ -61,6 +66,8 @@ impl fmt::Debug for CredentialStore {
             .field("backend", &self.backend)
             .field("protection", &self.protection)
             .field("plaintext_transition", &self.plaintext_transition)
+            .field("envelope", &self.envelope)
+            .field("keystore", &self.keystore.place)
             .finish_non_exhaustive()
     }
 }
@@ -82,10 +89,32 @@ impl CredentialStore {
         // (e.g. "ON CONFLICT clause does not match any UNIQUE constraint").
         let migrating =
             crate::connect::connect(&config.clone().with_max_connections(NonZeroU32::MIN)).await?;
-        let report = migration::run(&migrating, &config.database_url).await?;
+        let report = migration::run(
+            &migrating,
+            &config.database_url,
+            config.keystore_url.is_none(),
+        )
+        .await?;
         migrating.close().await?;
+        if let Some(config) = keystore_config(config) {
+            let migrating =
+                crate::connect::connect(&config.clone().with_max_connections(NonZeroU32::MIN))
+                    .await?;
+            let migrated = migration::locked(
+                &migrating,
+                &config.database_url,
+                crate::keystore::migration::run_unlocked(&migrating),
+            )
+            .await;
+            migrating.close().await?;
+            migrated?;
+        }
         let db = crate::connect::connect(config).await?;
-        let store = CredentialStore::assemble(db, config, protection, auditor);
+        let keystore_db = match keystore_config(config) {
+            Some(config) => Some(crate::connect::connect(&config).await?),
+            None => None,
+        };
+        let store = CredentialStore::assemble(db, keystore_db, config, protection, auditor);
         // Adopting a table moves rows aside: that is recorded. The rows are
         // already migrated (and none lost) when the record is written; if it
         // cannot be written the store does not open, and the next start
@@ -114,6 +143,7 @@ impl CredentialStore {
     ) -> Result<CredentialStore, CredentialError> {
         let mut config = config.clone();
         config.database_url = config.database_url.without_create();
+        config.keystore_url = config.keystore_url.map(|u| u.without_create());
         let db = match crate::connect::connect(&config).await {
             Ok(db) => db,
             Err(CredentialError::DatabaseUnavailable { message })
@@ -127,27 +157,63 @@ impl CredentialStore {
             }
             Err(e) => return Err(e),
         };
-        let pending = migration::pending(&db).await?;
+        let keystore_db = match keystore_config(&config) {
+            Some(config) => Some(crate::connect::connect(&config).await?),
+            None => None,
+        };
+        let mut pending = migration::pending(&db).await?;
+        pending.extend(
+            crate::keystore::migration::pending(keystore_db.as_ref().unwrap_or(&db)).await?,
+        );
         if !pending.is_empty() {
             db.close().await?;
+            if let Some(keystore_db) = keystore_db {
+                keystore_db.close().await?;
+            }
             return Err(CredentialError::NotMigrated { pending });
         }
-        Ok(CredentialStore::assemble(db, &config, protection, auditor))
+        Ok(CredentialStore::assemble(
+            db,
+            keystore_db,
+            &config,
+            protection,
+            auditor,
+        ))
     }
 
     fn assemble(
         db: DatabaseConnection,
+        keystore_db: Option<DatabaseConnection>,
         config: &StoreConfig,
         protection: Protection,
         auditor: Auditor,
     ) -> CredentialStore {
+        let sqlite_writer: Arc<tokio::sync::Mutex<()>> = Arc::default();
+        let keystore = match (keystore_db, &config.keystore_url) {
+            (Some(keystore_db), Some(url)) => KeyStore::new(
+                keystore_db,
+                url.backend(),
+                false,
+                format!("the key store at {url}"),
+                Arc::default(),
+            ),
+            _ => KeyStore::new(
+                db.clone(),
+                config.database_url.backend(),
+                true,
+                "the credentials database".to_owned(),
+                Arc::clone(&sqlite_writer),
+            ),
+        };
         CredentialStore {
             db,
             backend: config.database_url.backend(),
             protection,
             plaintext_transition: config.plaintext_transition,
             audit: StoreAudit::new(auditor),
-            sqlite_writer: Arc::default(),
+            sqlite_writer,
+            keystore,
+            envelope: config.envelope,
         }
     }
 
@@ -211,8 +277,12 @@ impl CredentialStore {
         self.backend
     }
 
-    /// Closes the pool (waits for connections in use).
+    /// Closes the pool, and the key store's when it has its own (waits for
+    /// connections in use).
     pub async fn close(self) -> Result<(), CredentialError> {
+        if !self.keystore.shared {
+            self.keystore.db.close().await?;
+        }
         self.db.close().await?;
         Ok(())
     }
@@ -226,30 +296,13 @@ impl CredentialStore {
         provider: &Provider,
         token: &SecretString,
     ) -> Result<(), CredentialError> {
+        if let (true, Protection::Encrypted(keyring)) = (self.envelope, &self.protection) {
+            return self.put_enveloped(keyring, user, provider, token).await;
+        }
         let (stored, key_id) = conceal(&self.protection, user, provider, token.expose_secret())?;
-        let now = db_now(self.audit.now());
-        let row = entity::ActiveModel {
-            user_id: Set(user.as_str().to_owned()),
-            provider: Set(provider.as_str().to_owned()),
-            encrypted_token: Set(stored),
-            key_id: Set(key_id.map(|k| k.to_string())),
-            created_at: Set(now),
-            updated_at: Set(now),
-            ..Default::default()
-        };
         let _turn = self.sqlite_write_turn().await;
         let txn = self.begin_write().await?;
-        entity::Entity::insert(row)
-            .on_conflict(
-                OnConflict::columns([entity::Column::UserId, entity::Column::Provider])
-                    .update_columns([
-                        entity::Column::EncryptedToken,
-                        entity::Column::KeyId,
-                        entity::Column::UpdatedAt,
-                    ])
-                    .to_owned(),
-            )
-            .exec_without_returning(&txn)
+        self.upsert(&txn, user, provider, stored, key_id, None)
             .await?;
         let action = Action::CredentialStored {
             user: user.to_string(),
@@ -257,6 +310,45 @@ impl CredentialStore {
             key_id,
         };
         self.commit_audited(txn, action, Outcome::Success).await
+    }
+
+    /// Writes `user`'s row for `provider` in `txn`: inserted, or replaced
+    /// keeping its `created_at`. A row is either sealed under a master key
+    /// (`key_id`) or enveloped (`data_key_id`), never both.
+    pub(crate) async fn upsert(
+        &self,
+        txn: &DatabaseTransaction,
+        user: &UserId,
+        provider: &Provider,
+        stored: String,
+        key_id: Option<KeyId>,
+        data_key_id: Option<KeyId>,
+    ) -> Result<(), CredentialError> {
+        let now = db_now(self.audit.now());
+        let row = entity::ActiveModel {
+            user_id: Set(user.as_str().to_owned()),
+            provider: Set(provider.as_str().to_owned()),
+            encrypted_token: Set(stored),
+            key_id: Set(key_id.map(|k| k.to_string())),
+            data_key_id: Set(data_key_id.map(|k| k.to_string())),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        };
+        entity::Entity::insert(row)
+            .on_conflict(
+                OnConflict::columns([entity::Column::UserId, entity::Column::Provider])
+                    .update_columns([
+                        entity::Column::EncryptedToken,
+                        entity::Column::KeyId,
+                        entity::Column::DataKeyId,
+                        entity::Column::UpdatedAt,
+                    ])
+                    .to_owned(),
+            )
+            .exec_without_returning(txn)
+            .await?;
+        Ok(())
     }
 
     /// `user`'s token for `provider`. The read is recorded as
@@ -290,13 +382,17 @@ impl CredentialStore {
                 provider: provider.to_string(),
             });
         };
-        match reveal(
-            &self.protection,
-            self.plaintext_transition,
-            user,
-            provider,
-            &stored,
-        ) {
+        let revealed = match atom_crypto::enveloped_key_id(&stored) {
+            Ok(Some(id)) => self.reveal_enveloped(user, provider, &stored, id).await?,
+            _ => reveal(
+                &self.protection,
+                self.plaintext_transition,
+                user,
+                provider,
+                &stored,
+            ),
+        };
+        match revealed {
             Ok((secret, key_id)) => {
                 self.audit.record(access(key_id)).await?;
                 Ok(secret)
@@ -323,23 +419,25 @@ impl CredentialStore {
     /// never tokens (the token column is not even read). Audited as
     /// `credentials_listed` before the list is returned.
     pub async fn list(&self, user: &UserId) -> Result<Vec<CredentialInfo>, CredentialError> {
-        let rows: Vec<(String, Option<String>, NaiveDateTime, NaiveDateTime)> =
-            entity::Entity::find()
-                .select_only()
-                .columns([
-                    entity::Column::Provider,
-                    entity::Column::KeyId,
-                    entity::Column::CreatedAt,
-                    entity::Column::UpdatedAt,
-                ])
-                .filter(entity::Column::UserId.eq(user.as_str()))
-                .order_by_asc(entity::Column::Provider)
-                .into_tuple()
-                .all(&self.db)
-                .await?;
+        let rows: Vec<ListedRow> = entity::Entity::find()
+            .select_only()
+            .columns([
+                entity::Column::Provider,
+                entity::Column::KeyId,
+                entity::Column::DataKeyId,
+                entity::Column::CreatedAt,
+                entity::Column::UpdatedAt,
+            ])
+            .filter(entity::Column::UserId.eq(user.as_str()))
+            .order_by_asc(entity::Column::Provider)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
         let infos = rows
             .into_iter()
-            .map(|(provider, key_id, created, updated)| info(&provider, key_id, created, updated))
+            .map(|(provider, key_id, data_key_id, created, updated)| {
+                info(&provider, key_id.or(data_key_id), created, updated)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         self.audit
             .record(Action::CredentialsListed {
@@ -386,7 +484,24 @@ impl CredentialStore {
         use entity::Column as C;
         let _turn = self.sqlite_write_turn().await;
         let txn = self.begin_write().await?;
-        let columns = [C::Provider, C::KeyId, C::CreatedAt, C::UpdatedAt];
+        // Crypto-shredding: the user's data keys go first (in this
+        // transaction when the key store shares the database).
+        let data_keys_destroyed = match self.destroy_data_keys(&txn, user).await {
+            Ok(n) => n,
+            Err(e) => {
+                if let Err(rollback) = txn.rollback().await {
+                    tracing::warn!(error = %CredentialError::from(rollback), "rollback after a failed key destruction");
+                }
+                return Err(e);
+            }
+        };
+        let columns = [
+            C::Provider,
+            C::KeyId,
+            C::DataKeyId,
+            C::CreatedAt,
+            C::UpdatedAt,
+        ];
         let rows = match self.db.get_database_backend() {
             // One statement removes and reports, so a row inserted
             // concurrently is either reported or left for a later erasure.
@@ -431,6 +546,7 @@ impl CredentialStore {
             user: user.clone(),
             removed,
             archived_removed,
+            data_keys_destroyed,
         })
     }
 
@@ -479,6 +595,16 @@ impl CredentialStore {
     }
 }
 
+/// A row as `list` reads it: provider, key id, data key id, created and
+/// updated.
+type ListedRow = (
+    String,
+    Option<String>,
+    Option<String>,
+    NaiveDateTime,
+    NaiveDateTime,
+);
+
 fn info(
     provider: &str,
     key_id: Option<String>,
@@ -494,10 +620,22 @@ fn info(
 }
 
 fn info_row(row: &QueryResult) -> Result<CredentialInfo, CredentialError> {
+    let key_id: Option<String> = row.try_get("", "key_id")?;
+    let data_key_id: Option<String> = row.try_get("", "data_key_id")?;
     info(
         &row.try_get::<String>("", "provider")?,
-        row.try_get("", "key_id")?,
+        key_id.or(data_key_id),
         row.try_get("", "created_at")?,
         row.try_get("", "updated_at")?,
     )
+}
+
+/// The settings of the key store's own database, when it has one: the
+/// credentials settings with the key store's URL.
+fn keystore_config(config: &StoreConfig) -> Option<StoreConfig> {
+    let url = config.keystore_url.clone()?;
+    let mut keystore = config.clone();
+    keystore.database_url = url;
+    keystore.keystore_url = None;
+    Some(keystore)
 }

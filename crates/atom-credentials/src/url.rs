@@ -92,7 +92,7 @@ impl DatabaseUrl {
 
     /// The database file of an SQLite URL; `None` for an in-memory
     /// database or another backend.
-    pub(crate) fn sqlite_file(&self) -> Option<std::path::PathBuf> {
+    pub fn sqlite_file(&self) -> Option<std::path::PathBuf> {
         use std::str::FromStr as _;
         if self.backend != Backend::Sqlite || self.text.contains(":memory:") {
             return None;

@@ -20,6 +20,8 @@ mod sqlite {
     mod adoption;
     #[path = "concurrency.rs"]
     mod concurrency;
+    #[path = "envelope.rs"]
+    mod envelope;
     #[path = "failed_commit.rs"]
     mod failed_commit;
     #[path = "rotation.rs"]
@@ -35,6 +37,8 @@ mod postgres {
     mod adoption;
     #[path = "concurrency.rs"]
     mod concurrency;
+    #[path = "envelope.rs"]
+    mod envelope;
     #[path = "failed_commit.rs"]
     mod failed_commit;
     #[path = "rotation.rs"]
@@ -50,6 +54,8 @@ mod mariadb {
     mod adoption;
     #[path = "concurrency.rs"]
     mod concurrency;
+    #[path = "envelope.rs"]
+    mod envelope;
     #[path = "failed_commit.rs"]
     mod failed_commit;
     #[path = "rotation.rs"]

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use atom_audit::Auditor;
-use atom_credentials::{CredentialStore, DatabaseUrl, StoreConfig};
+use atom_credentials::{CredentialStore, DataKeyFailure, DatabaseUrl, StoreConfig};
 use atom_crypto::OpenFailure;
 use atom_crypto::{Key, KeyCount, KeyId, Keyring, Protection};
 use atom_secrets_file::SecretsDir;
@@ -53,6 +53,12 @@ pub struct CredentialCounts {
     pub plaintext: u64,
     /// Rows whose value or key id is malformed.
     pub malformed: u64,
+    /// Rows sealed under their user's data key.
+    pub enveloped: u64,
+    /// Users' data keys.
+    pub data_keys: u64,
+    /// Data keys per master key that wraps them.
+    pub data_keys_by_key: Vec<KeyCount>,
 }
 
 /// Both stores' counts.
@@ -67,7 +73,7 @@ pub struct Inventory {
 
 impl Inventory {
     /// Values anywhere that are not sealed under `key_id` (string values of
-    /// the secrets file, and rows).
+    /// the secrets file, rows, and data keys not wrapped under it).
     pub fn not_under(&self, key_id: KeyId) -> u64 {
         let other = |by_key: &[KeyCount]| {
             by_key
@@ -80,7 +86,13 @@ impl Inventory {
             other(&s.by_key) + (s.legacy + s.plaintext + s.malformed) as u64
         });
         let rows = self.credentials.as_ref().map_or(0, |c| {
-            other(&c.by_key) + c.legacy + c.plaintext + c.malformed
+            let wrapped_elsewhere = c.data_keys
+                - c.data_keys_by_key
+                    .iter()
+                    .filter(|k| k.key_id == key_id)
+                    .map(|k| k.count)
+                    .sum::<u64>();
+            other(&c.by_key) + c.legacy + c.plaintext + c.malformed + wrapped_elsewhere
         });
         secrets + rows
     }
@@ -120,6 +132,22 @@ impl std::fmt::Display for BadValue {
                 self.reason
             ),
             (None, None) => f.write_str(&self.reason),
+        }
+    }
+}
+
+impl From<DataKeyFailure> for BadValue {
+    fn from(f: DataKeyFailure) -> BadValue {
+        BadValue {
+            place: "data_keys",
+            name: None,
+            id: None,
+            user: Some(f.user),
+            provider: None,
+            reason: format!(
+                "data key {} (wrapped under {}): {}",
+                f.key_id, f.kek_id, f.message
+            ),
         }
     }
 }
@@ -184,8 +212,15 @@ impl Sources {
             Some(url) => {
                 let parsed = DatabaseUrl::parse(url).map_err(|e| Error::Usage(e.to_string()))?;
                 database = parsed.to_string();
-                let config = StoreConfig::new(parsed.clone())
-                    .with_max_connections(engine.workers.saturating_add(2));
+                // Where the data keys are, and whether rows are upgraded to
+                // the enveloped form, are the apps' own settings.
+                let env = StoreConfig::from_env().map_err(|e| Error::Usage(e.to_string()))?;
+                let mut config = StoreConfig::new(parsed.clone())
+                    .with_max_connections(engine.workers.saturating_add(2))
+                    .with_envelope(env.envelope);
+                if let Some(keystore) = env.keystore_url {
+                    config = config.with_keystore(keystore);
+                }
                 let protection = Protection::Encrypted(keyring.clone());
                 if parsed.sqlite_file_missing() {
                     report.notes.push(format!(
@@ -256,6 +291,9 @@ impl Sources {
                 legacy: status.legacy,
                 plaintext: status.plaintext,
                 malformed: status.malformed,
+                enveloped: status.enveloped,
+                data_keys: status.data_keys.total,
+                data_keys_by_key: status.data_keys.by_kek.clone(),
             });
         }
         Ok(inventory)
@@ -326,6 +364,14 @@ impl Sources {
                 }
                 planned.bad.push(value);
             }
+            // Enveloped rows hang off their data keys: the master key opens
+            // those, and every one must.
+            let keys = store.check_data_keys().await?;
+            planned.opened += keys.done;
+            planned.bad_total += keys.failed;
+            planned
+                .bad
+                .extend(keys.failures.into_iter().map(BadValue::from));
             if seal_plaintext {
                 for row in store.status().await?.plaintext_rows {
                     planned.plaintext.push(BadValue {

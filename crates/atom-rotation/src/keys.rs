@@ -197,12 +197,15 @@ pub struct KeyUsage {
     pub rows: u64,
     /// Archived credential rows under the key.
     pub archived_rows: u64,
+    /// Users' data keys wrapped under the key (each opens that user's
+    /// enveloped credentials).
+    pub data_keys: u64,
 }
 
 impl KeyUsage {
     /// Whether nothing found needs the key.
     pub fn is_unused(&self) -> bool {
-        self.secrets.is_empty() && self.rows == 0 && self.archived_rows == 0
+        self.secrets.is_empty() && self.rows == 0 && self.archived_rows == 0 && self.data_keys == 0
     }
 
     fn describe(&self) -> String {
@@ -216,6 +219,12 @@ impl KeyUsage {
         }
         if self.archived_rows > 0 {
             parts.push(format!("{} archived credential row(s)", self.archived_rows));
+        }
+        if self.data_keys > 0 {
+            parts.push(format!(
+                "{} user data key(s) wrapped under it (and every credential they seal)",
+                self.data_keys
+            ));
         }
         parts.join(", ")
     }
@@ -235,10 +244,12 @@ pub async fn key_usage(
         let KeyRows {
             rows,
             archived_rows,
+            data_keys,
             ..
         } = store.rows_under_key(key).await?;
         usage.rows = rows;
         usage.archived_rows = archived_rows;
+        usage.data_keys = data_keys;
     }
     Ok(usage)
 }

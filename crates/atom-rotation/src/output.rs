@@ -101,14 +101,23 @@ fn inventory(out: &mut String, inv: &Inventory) {
     if let Some(c) = &inv.credentials {
         let _ = writeln!(
             out,
-            "    {}: {} rows; by key {}; legacy {}; plaintext {}; malformed {}",
+            "    {}: {} rows; by key {}; legacy {}; plaintext {}; malformed {}; enveloped {}",
             c.database,
             c.total,
             by_key(&c.by_key),
             c.legacy,
             c.plaintext,
-            c.malformed
+            c.malformed,
+            c.enveloped
         );
+        if c.data_keys > 0 {
+            let _ = writeln!(
+                out,
+                "    data keys: {}; wrapped by key {}",
+                c.data_keys,
+                by_key(&c.data_keys_by_key)
+            );
+        }
     }
 }
 

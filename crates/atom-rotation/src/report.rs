@@ -73,6 +73,8 @@ pub struct RotationReport {
     pub secrets_rewrapped: usize,
     /// Credential rows rewrapped by this run.
     pub rows_rewrapped: u64,
+    /// Users' data keys rewrapped by this run.
+    pub data_keys_rewrapped: u64,
     /// Rows an app changed during rewrap (left as the app wrote them).
     pub rows_skipped: u64,
     /// What this run changed, in order.
@@ -104,6 +106,7 @@ impl RotationReport {
             values_opened: 0,
             secrets_rewrapped: 0,
             rows_rewrapped: 0,
+            data_keys_rewrapped: 0,
             rows_skipped: 0,
             changed: Vec::new(),
             remaining: Vec::new(),

@@ -540,6 +540,26 @@ impl<'a> Run<'a> {
             state.save(&self.state_path)?;
         }
         if let Some(store) = &sources.store {
+            // The data keys first: O(users), and what every enveloped
+            // credential needs. Keys already under the new key are skipped,
+            // so a resumed run picks up where it stopped.
+            let keys = store
+                .rewrap_data_keys(self.engine.batch_size, false, |_| {})
+                .await?;
+            report.data_keys_rewrapped += keys.done;
+            if keys.done > 0 {
+                report.changed.push(format!(
+                    "rewrapped {} user data key(s) under {to}; the credentials they seal were not touched",
+                    keys.done
+                ));
+            }
+            if keys.failed > 0 {
+                report.bad_values_total += keys.failed;
+                report
+                    .bad_values
+                    .extend(keys.failures.into_iter().map(BadValue::from));
+                return Ok(false);
+            }
             let pending = store.status().await?.needs_rewrap;
             let bar = self.bar(pending, "rewrap");
             let cursors = engine::plan_ranges(store, &self.engine, &state.cursors).await?;
@@ -614,7 +634,10 @@ impl<'a> Run<'a> {
             }
         }
         let pending_rows = match &sources.store {
-            Some(store) => store.status().await?.needs_rewrap,
+            Some(store) => {
+                let status = store.status().await?;
+                status.needs_rewrap + status.data_keys_need_rewrap
+            }
             None => 0,
         };
         if !state.secrets_rewrapped || pending_rows > 0 {

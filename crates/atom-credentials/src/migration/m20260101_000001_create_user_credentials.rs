@@ -39,7 +39,7 @@ impl MigrationTrait for Migration {
 /// A NOT NULL identifier column. MariaDB/MySQL compare text
 /// case-insensitively by default, which would make `Alice` and `alice` one
 /// user; identifiers are compared byte for byte everywhere.
-pub(super) fn text_col(backend: DbBackend, col: impl IntoIden, len: u32) -> ColumnDef {
+pub(crate) fn text_col(backend: DbBackend, col: impl IntoIden, len: u32) -> ColumnDef {
     match backend {
         DbBackend::MySql => custom(
             col,
@@ -52,7 +52,7 @@ pub(super) fn text_col(backend: DbBackend, col: impl IntoIden, len: u32) -> Colu
 }
 
 /// The token column: TEXT, compared byte for byte (compare-and-swap).
-pub(super) fn token_col(backend: DbBackend, col: impl IntoIden) -> ColumnDef {
+pub(crate) fn token_col(backend: DbBackend, col: impl IntoIden) -> ColumnDef {
     match backend {
         DbBackend::MySql => custom(
             col,
@@ -64,7 +64,7 @@ pub(super) fn token_col(backend: DbBackend, col: impl IntoIden) -> ColumnDef {
 
 /// A NOT NULL timestamp read as `chrono::NaiveDateTime` (UTC). MySQL's
 /// plain `datetime` drops fractions of a second, hence `datetime(6)`.
-pub(super) fn time_col(backend: DbBackend, col: impl IntoIden) -> ColumnDef {
+pub(crate) fn time_col(backend: DbBackend, col: impl IntoIden) -> ColumnDef {
     match backend {
         DbBackend::MySql => custom(col, Alias::new("datetime(6)")),
         _ => date_time(col),

@@ -7,12 +7,18 @@
 //! 2. create the archive table;
 //! 3. add and fill `key_id` on a table made by the Python original;
 //! 4. adopt such a table: archive incomplete and duplicate rows (the newest
-//!    row of a (user_id, provider) stays), then add the unique index.
+//!    row of a (user_id, provider) stays), then add the unique index;
+//! 5. add `data_key_id` for enveloped rows.
+//!
+//! The key store (`atom_user_keys`) has migrations of its own
+//! (`crate::keystore::migration`), recorded in `atom_keystore_migrations`,
+//! since it may live in another database.
 
 mod m20260101_000001_create_user_credentials;
 mod m20260101_000002_create_archive;
 mod m20260101_000003_add_key_id;
 mod m20260101_000004_unique_user_provider;
+mod m20260101_000005_add_data_key_id;
 mod report;
 
 use std::num::NonZeroU32;
@@ -20,6 +26,7 @@ use std::num::NonZeroU32;
 use sea_orm::DatabaseConnection;
 use sea_orm_migration::prelude::*;
 
+pub(crate) use m20260101_000001_create_user_credentials::{text_col, time_col, token_col};
 pub use report::MigrationReport;
 
 use crate::error::CredentialError;
@@ -36,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20260101_000002_create_archive::Migration),
             Box::new(m20260101_000003_add_key_id::Migration),
             Box::new(m20260101_000004_unique_user_provider::Migration),
+            Box::new(m20260101_000005_add_data_key_id::Migration),
         ]
     }
 
@@ -53,9 +61,19 @@ impl MigratorTrait for Migrator {
 pub(crate) async fn run(
     db: &DatabaseConnection,
     url: &DatabaseUrl,
+    with_keystore: bool,
 ) -> Result<MigrationReport, CredentialError> {
     let lock = MigrationLock::acquire(db, url).await?;
-    let result = run_locked(db).await;
+    let result = async {
+        let report = run_locked(db).await?;
+        // A key store in the credentials database is migrated under the
+        // same lock, in the same session.
+        if with_keystore {
+            crate::keystore::migration::run_unlocked(db).await?;
+        }
+        Ok::<_, CredentialError>(report)
+    }
+    .await;
     // A failed migration's error wins over a failed release (the session
     // ends when the caller closes the pool, which releases the lock too).
     let released = lock.release(db).await;
@@ -88,6 +106,21 @@ pub(crate) async fn pending(db: &DatabaseConnection) -> Result<Vec<String>, Cred
         .iter()
         .map(|m| m.name().to_owned())
         .collect())
+}
+
+/// Runs `migrate` under the migration lock of `url` (for the key store in
+/// a database of its own).
+pub(crate) async fn locked<T>(
+    db: &DatabaseConnection,
+    url: &DatabaseUrl,
+    migrate: impl std::future::Future<Output = Result<T, CredentialError>>,
+) -> Result<T, CredentialError> {
+    let lock = MigrationLock::acquire(db, url).await?;
+    let result = migrate.await;
+    let released = lock.release(db).await;
+    let value = result?;
+    released?;
+    Ok(value)
 }
 
 /// Serializes the migrations of several processes on one database, so that

@@ -6,8 +6,10 @@
 //! - write them back with compare-and-swap in one transaction, and audit
 //!   the batch in that transaction.
 
+use std::collections::HashMap;
+
 use atom_audit::{Action, Outcome, Subject};
-use atom_crypto::{Classification, KeyId, Keyring, classify};
+use atom_crypto::{Classification, DataKey, KeyId, Keyring, classify};
 use sea_orm::sea_query::{LockBehavior, LockType};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
@@ -63,7 +65,7 @@ impl CredentialStore {
                 Column::EncryptedToken,
             ])
             .filter(Column::Id.gt(after))
-            .filter(not_under(keyring))
+            .filter(not_under(keyring, self.envelope))
             .order_by_asc(Column::Id)
             .limit(u64::from(limit));
         if let Some(up_to) = options.range.up_to {
@@ -96,11 +98,19 @@ impl CredentialStore {
             })
             .collect();
 
+        // Upgrading to the enveloped form: each user's data key, made for
+        // users who have none yet (a dry run makes throwaway ones).
+        let data_keys = if self.envelope && !rows.is_empty() {
+            Some(self.data_keys_for(keyring, &rows, options.dry_run).await?)
+        } else {
+            None
+        };
+
         // Sealing is CPU work: keep it off the async threads.
         let worker_keyring = keyring.clone();
         let seal_plaintext = options.seal_plaintext;
         let (rows, verdicts) = tokio::task::spawn_blocking(move || {
-            let verdicts = rewrap_rows(&worker_keyring, &rows, seal_plaintext);
+            let verdicts = rewrap_rows(&worker_keyring, &rows, seal_plaintext, data_keys.as_ref());
             (rows, verdicts)
         })
         .await
@@ -115,15 +125,17 @@ impl CredentialStore {
         let mut failures = Vec::new();
         for (row, verdict) in rows.into_iter().zip(verdicts) {
             match verdict {
-                Verdict::Swap(new) => swaps.push(Swap {
+                Verdict::Swap(new, data_key) => swaps.push(Swap {
                     id: row.id,
                     old: row.token,
                     new,
+                    data_key_id: data_key.map(|k| k.to_string()).unwrap_or_default(),
                 }),
                 Verdict::FixKeyId => swaps.push(Swap {
                     id: row.id,
                     new: row.token.clone(),
                     old: row.token,
+                    data_key_id: String::new(),
                 }),
                 Verdict::Fail(reason, message) => {
                     let key_id = match classify(&row.token) {
@@ -194,10 +206,11 @@ impl CredentialStore {
             None => self.begin_write().await?,
         };
         let backend = txn.get_database_backend();
-        let key_id = keyring.primary_id().to_string();
+        // Enveloped rows hang off their data key, not a master key.
+        let key_id = (!self.envelope).then(|| keyring.primary_id().to_string());
         let now = db_now(self.audit.now());
         let attempted = swaps.len() as u64;
-        for statement in swap_statements(backend, &key_id, now, swaps) {
+        for statement in swap_statements(backend, key_id.as_deref(), now, swaps) {
             outcome.done += txn.execute_raw(statement).await?.rows_affected();
         }
         outcome.skipped = attempted.saturating_sub(outcome.done);
@@ -234,5 +247,53 @@ impl CredentialStore {
             "rewrap batch committed"
         );
         Ok(outcome)
+    }
+}
+
+impl CredentialStore {
+    /// The data key of every user of `rows`: the newest stored, or one made
+    /// now (all made in one transaction, each audited). A dry run makes
+    /// nothing: a user without a key gets a throwaway one.
+    async fn data_keys_for(
+        &self,
+        keyring: &Keyring,
+        rows: &[Row],
+        dry_run: bool,
+    ) -> Result<HashMap<String, DataKey>, CredentialError> {
+        let mut users: Vec<&str> = rows.iter().map(|r| r.user.as_str()).collect();
+        users.sort_unstable();
+        users.dedup();
+        let mut keys = HashMap::with_capacity(users.len());
+        let now = self.audit.now();
+        if dry_run {
+            for user in users {
+                let key = match self.keystore.newest(keyring, &self.audit, user).await? {
+                    Some(key) => key,
+                    None => DataKey::generate().map_err(|e| CredentialError::Database {
+                        message: format!("no throwaway data key could be made: {e}"),
+                    })?,
+                };
+                keys.insert(user.to_owned(), key);
+            }
+            return Ok(keys);
+        }
+        // Keys are made in statements of their own (no transaction holds
+        // locks across users). A data key made for a row whose user is
+        // erased meanwhile is harmless: it seals nothing, and the next
+        // erasure of that user destroys it.
+        let _own = self.keystore.own_write_turn().await;
+        let _turn = if self.keystore.shared {
+            self.sqlite_write_turn().await
+        } else {
+            None
+        };
+        for user in users {
+            let key = self
+                .keystore
+                .for_write(&self.keystore.db, keyring, &self.audit, user, now, true)
+                .await?;
+            keys.insert(user.to_owned(), key);
+        }
+        Ok(keys)
     }
 }

@@ -325,7 +325,7 @@ impl CredentialStore {
             .select_only()
             .column_as(entity::Column::Id.min(), "lo")
             .column_as(entity::Column::Id.max(), "hi")
-            .filter(not_under(&keyring))
+            .filter(not_under(&keyring, self.envelope))
             .into_tuple()
             .one(&self.db)
             .await?;
@@ -363,7 +363,7 @@ impl CredentialStore {
     async fn pending(&self, keyring: &Keyring, range: IdRange) -> Result<u64, CredentialError> {
         let mut query = entity::Entity::find()
             .filter(entity::Column::Id.gt(range.after))
-            .filter(not_under(keyring));
+            .filter(not_under(keyring, self.envelope));
         if let Some(up_to) = range.up_to {
             query = query.filter(entity::Column::Id.lte(up_to));
         }
@@ -371,9 +371,18 @@ impl CredentialStore {
     }
 }
 
+/// The rows a rewrap processes. Enveloped rows never: they hang off their
+/// data key, which a master rotation rewraps instead. Of the others, with
+/// `envelope` every one (to be upgraded), otherwise
 /// `key_id IS NULL OR key_id <> primary`.
-pub(crate) fn not_under(keyring: &Keyring) -> Condition {
-    Condition::any()
-        .add(entity::Column::KeyId.is_null())
-        .add(entity::Column::KeyId.ne(keyring.primary_id().to_string()))
+pub(crate) fn not_under(keyring: &Keyring, envelope: bool) -> Condition {
+    let not_enveloped = Condition::all().add(entity::Column::DataKeyId.is_null());
+    if envelope {
+        return not_enveloped;
+    }
+    not_enveloped.add(
+        Condition::any()
+            .add(entity::Column::KeyId.is_null())
+            .add(entity::Column::KeyId.ne(keyring.primary_id().to_string())),
+    )
 }

@@ -1,6 +1,8 @@
 //! The compare-and-swap UPDATE of a batch: `SET encrypted_token = new,
-//! key_id = primary WHERE id = ? AND encrypted_token = old` for many rows
-//! at once, written for each backend.
+//! key_id = primary, data_key_id = dk WHERE id = ? AND encrypted_token =
+//! old` for many rows at once, written for each backend. A batch re-sealed
+//! under the primary key has a key id and no data key ids; one upgraded to
+//! the enveloped form has a data key id per row and no key id.
 
 use chrono::NaiveDateTime;
 use sea_orm::{DbBackend, Statement, Value};
@@ -13,9 +15,11 @@ pub(super) struct Swap {
     pub(super) id: i64,
     pub(super) old: String,
     pub(super) new: String,
+    /// The data key of an enveloped value; empty for none (NULL).
+    pub(super) data_key_id: String,
 }
 
-/// Rows per statement where each row is bound as 3 parameters (SQLite,
+/// Rows per statement where each row is bound as 4 parameters (SQLite,
 /// MySQL): stays far below every backend's limit (SQLite 32766, MySQL
 /// 65535).
 const ROWS_PER_STATEMENT: usize = 500;
@@ -31,7 +35,7 @@ const ROWS_PER_STATEMENT: usize = 500;
 /// parameters cost about three times the update itself).
 pub(super) fn swap_statements(
     backend: DbBackend,
-    key_id: &str,
+    key_id: Option<&str>,
     now: NaiveDateTime,
     swaps: Vec<Swap>,
 ) -> Vec<Statement> {
@@ -53,76 +57,84 @@ pub(super) fn swap_statements(
     statements
 }
 
-fn postgres(key_id: &str, now: NaiveDateTime, swaps: Vec<Swap>) -> Statement {
+fn postgres(key_id: Option<&str>, now: NaiveDateTime, swaps: Vec<Swap>) -> Statement {
     let mut ids = Vec::with_capacity(swaps.len());
     let mut olds = Vec::with_capacity(swaps.len());
     let mut news = Vec::with_capacity(swaps.len());
+    let mut data_keys = Vec::with_capacity(swaps.len());
     for s in swaps {
         ids.push(s.id);
         olds.push(s.old);
         news.push(s.new);
+        data_keys.push(s.data_key_id);
     }
     statement(
         DbBackend::Postgres,
         &format!(
-            "UPDATE {TABLE} AS t SET encrypted_token = v.new_token, key_id = ?, updated_at = ? \
-             FROM unnest(?::bigint[], ?::text[], ?::text[]) AS v(id, old_token, new_token) \
+            "UPDATE {TABLE} AS t SET encrypted_token = v.new_token, key_id = ?, \
+             data_key_id = NULLIF(v.data_key_id, ''), updated_at = ? \
+             FROM unnest(?::bigint[], ?::text[], ?::text[], ?::text[]) AS v(id, old_token, new_token, data_key_id) \
              WHERE t.id = v.id AND t.encrypted_token = v.old_token"
         ),
         vec![
-            key_id.into(),
+            key_id.map(str::to_owned).into(),
             now.into(),
             ids.into(),
             olds.into(),
             news.into(),
+            data_keys.into(),
         ],
     )
 }
 
-fn mysql(key_id: &str, now: NaiveDateTime, swaps: Vec<Swap>) -> Statement {
-    let mut values: Vec<Value> = Vec::with_capacity(swaps.len() * 3 + 2);
+fn mysql(key_id: Option<&str>, now: NaiveDateTime, swaps: Vec<Swap>) -> Statement {
+    let mut values: Vec<Value> = Vec::with_capacity(swaps.len() * 4 + 2);
     let mut union = String::with_capacity(swaps.len() * 28);
     for (i, s) in swaps.into_iter().enumerate() {
         union.push_str(if i == 0 {
-            "SELECT ? AS id, ? AS old_token, ? AS new_token"
+            "SELECT ? AS id, ? AS old_token, ? AS new_token, ? AS data_key_id"
         } else {
-            " UNION ALL SELECT ?, ?, ?"
+            " UNION ALL SELECT ?, ?, ?, ?"
         });
         values.push(s.id.into());
         values.push(s.old.into());
         values.push(s.new.into());
+        values.push(s.data_key_id.into());
     }
-    values.push(key_id.into());
+    values.push(key_id.map(str::to_owned).into());
     values.push(now.into());
     statement(
         DbBackend::MySql,
         &format!(
             "UPDATE {TABLE} AS t JOIN ({union}) AS v \
              ON t.id = v.id AND t.encrypted_token = v.old_token COLLATE utf8mb4_bin \
-             SET t.encrypted_token = v.new_token, t.key_id = ?, t.updated_at = ?"
+             SET t.encrypted_token = v.new_token, t.key_id = ?, \
+             t.data_key_id = NULLIF(v.data_key_id, ''), t.updated_at = ?"
         ),
         values,
     )
 }
 
-fn sqlite(key_id: &str, now: NaiveDateTime, swaps: Vec<Swap>) -> Statement {
-    let mut values: Vec<Value> = Vec::with_capacity(swaps.len() * 3 + 2);
-    values.push(key_id.into());
+fn sqlite(key_id: Option<&str>, now: NaiveDateTime, swaps: Vec<Swap>) -> Statement {
+    let mut values: Vec<Value> = Vec::with_capacity(swaps.len() * 4 + 2);
+    values.push(key_id.map(str::to_owned).into());
     values.push(now.into());
     let mut list = String::with_capacity(swaps.len() * 11);
     for (i, s) in swaps.into_iter().enumerate() {
         if i > 0 {
             list.push_str(", ");
         }
-        list.push_str("(?, ?, ?)");
+        list.push_str("(?, ?, ?, ?)");
         values.push(s.id.into());
         values.push(s.old.into());
         values.push(s.new.into());
+        values.push(s.data_key_id.into());
     }
     statement(
         DbBackend::Sqlite,
         &format!(
-            "UPDATE {TABLE} SET encrypted_token = v.column3, key_id = ?, updated_at = ? \
+            "UPDATE {TABLE} SET encrypted_token = v.column3, key_id = ?, \
+             data_key_id = NULLIF(v.column4, ''), updated_at = ? \
              FROM (VALUES {list}) AS v \
              WHERE {TABLE}.id = v.column1 AND {TABLE}.encrypted_token = v.column2"
         ),
