@@ -72,8 +72,17 @@ pub(crate) enum CredentialsCommand {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Row counts: total, per key id, legacy, plaintext.
+    /// Row counts: total, per key id, legacy, plaintext, enveloped; and the
+    /// users' data keys per master key.
     Status,
+    /// Replace USER's data key (envelope encryption), e.g. after a
+    /// suspected compromise of it: a new key is made, USER's credentials
+    /// are re-sealed under it and the old key is destroyed. Other users
+    /// are not touched.
+    RotateUserKey {
+        /// The user id.
+        user: String,
+    },
 }
 
 pub(crate) async fn run(cmd: CredentialsCommand, args: &GlobalArgs) -> anyhow::Result<ExitCode> {
@@ -165,13 +174,15 @@ pub(crate) async fn run(cmd: CredentialsCommand, args: &GlobalArgs) -> anyhow::R
                     "user": user.as_str(),
                     "removed": providers,
                     "archived_removed": report.archived_removed,
+                    "data_keys_destroyed": report.data_keys_destroyed,
                 }))?;
             } else {
                 println!(
-                    "erased {} credentials of {user} ({}), {} archived rows",
+                    "erased {} credentials of {user} ({}), {} archived rows, {} data key(s) destroyed",
                     providers.len(),
                     providers.join(", "),
-                    report.archived_removed
+                    report.archived_removed,
+                    report.data_keys_destroyed
                 );
             }
             ExitCode::SUCCESS
@@ -273,12 +284,39 @@ pub(crate) async fn run(cmd: CredentialsCommand, args: &GlobalArgs) -> anyhow::R
                 "legacy": status.legacy,
                 "plaintext": status.plaintext,
                 "malformed": status.malformed,
+                "enveloped": status.enveloped,
                 "needs_rewrap": status.needs_rewrap,
+                "envelope_encryption": store.envelope(),
+                "data_keys": {
+                    "place": store.keystore_place(),
+                    "total": status.data_keys.total,
+                    "by_key": status.data_keys.by_kek,
+                    "malformed": status.data_keys.malformed,
+                    "need_rewrap": status.data_keys_need_rewrap,
+                },
             });
             if args.json {
                 print_json(&doc)?;
             } else {
                 println!("{}", serde_json::to_string_pretty(&doc)?);
+            }
+            ExitCode::SUCCESS
+        }
+        CredentialsCommand::RotateUserKey { user } => {
+            let user = UserId::parse(&user)?;
+            let rotation = store.rotate_user_key(&user).await?;
+            if args.json {
+                print_json(&json!({
+                    "user": user.as_str(),
+                    "data_key": rotation.key_id.to_string(),
+                    "resealed": rotation.resealed,
+                    "destroyed": rotation.destroyed,
+                }))?;
+            } else {
+                println!(
+                    "{user}: new data key {}; {} credential(s) re-sealed under it, {} old data key(s) destroyed",
+                    rotation.key_id, rotation.resealed, rotation.destroyed
+                );
             }
             ExitCode::SUCCESS
         }

@@ -10,6 +10,7 @@ mod common;
 #[macro_use]
 mod rotation_common;
 mod bad_input;
+mod envelope;
 mod key;
 mod kms;
 mod no_loss;
