@@ -202,7 +202,7 @@ fn parse_python(stdout: &str) -> Option<PythonFigure> {
     })
 }
 
-async fn connect_raw(url: &str) -> Result<DatabaseConnection, Error> {
+pub(crate) async fn connect_raw(url: &str) -> Result<DatabaseConnection, Error> {
     let mut url = url.trim().to_owned();
     if url.starts_with("mariadb://") {
         url = format!("mysql://{}", &url["mariadb://".len()..]);
@@ -223,7 +223,7 @@ async fn connect_raw(url: &str) -> Result<DatabaseConnection, Error> {
     })
 }
 
-async fn drop_tables(db: &DatabaseConnection) -> Result<(), Error> {
+pub(crate) async fn drop_tables(db: &DatabaseConnection) -> Result<(), Error> {
     for table in [
         "user_credentials",
         "user_credentials_archive",

@@ -5,6 +5,7 @@
 //! release mode).
 
 mod bench;
+mod envelope_bench;
 pub mod http;
 mod sysinfo;
 
@@ -12,3 +13,4 @@ pub use bench::{
     BenchOptions, BenchReport, PythonFigure, bench_rotate, default_anchor_dir, peak_memory_kib,
     run_python_anchor,
 };
+pub use envelope_bench::{EnvelopeOptions, EnvelopeReport, PhaseFigure, bench_envelope};

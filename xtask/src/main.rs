@@ -46,6 +46,29 @@ enum Cmd {
     /// keep-alive clients, beside the Python original's server.py on the
     /// same kind of database: req/s and p50/p99/max per operation.
     BenchHttp(HttpArgs),
+    /// Master key rotation with envelope encryption (one data key per user
+    /// rewrapped) against the rewrap of every credential row, on the same
+    /// data in one run: seconds, speed-up, memory.
+    BenchEnvelope(EnvelopeArgs),
+}
+
+#[derive(clap::Args)]
+struct EnvelopeArgs {
+    /// Credentials.
+    #[arg(long, default_value_t = 1_000_000)]
+    credentials: u64,
+    /// Users they belong to.
+    #[arg(long, default_value_t = 100_000)]
+    users: u64,
+    /// A scratch database, e.g. sqlite:///tmp/bench-envelope.db.
+    #[arg(long, value_name = "URL")]
+    database_url: String,
+    /// Workers of the row rewrap [default: as rotate-keys].
+    #[arg(long)]
+    workers: Option<NonZeroU32>,
+    /// Rows (or keys) per batch.
+    #[arg(long, default_value_t = atom_credentials::DEFAULT_BATCH_SIZE)]
+    batch_size: NonZeroU32,
 }
 
 #[derive(clap::Args)]
@@ -118,6 +141,7 @@ fn main() -> ExitCode {
         Cmd::RotateKeys { args } => rotate_keys(&args),
         Cmd::BenchRotate(args) => bench_rotate(&args),
         Cmd::BenchHttp(args) => bench_http(&args),
+        Cmd::BenchEnvelope(args) => bench_envelope(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -184,6 +208,57 @@ fn rerun_in_release(command: &str) -> Result<Option<u8>> {
             .code()
             .map_or(FAILURE, |c| u8::try_from(c).unwrap_or(FAILURE)),
     ))
+}
+
+fn bench_envelope(args: &EnvelopeArgs) -> Result<u8> {
+    if let Some(code) = rerun_in_release("bench-envelope")? {
+        return Ok(code);
+    }
+    let workers = args
+        .workers
+        .unwrap_or_else(|| atom_rotation::default_workers(Some(&args.database_url)));
+    let options = xtask::EnvelopeOptions {
+        credentials: args.credentials,
+        users: args.users,
+        database_url: args.database_url.clone(),
+        workers,
+        batch_size: args.batch_size,
+    };
+    println!(
+        "bench-envelope: {} credentials over {} users on {}, batches of {}, {} row-rewrap workers, {} build",
+        args.credentials,
+        args.users,
+        atom_credentials_url(&args.database_url),
+        args.batch_size,
+        workers,
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
+    );
+    let report = runtime()?.block_on(xtask::bench_envelope(&options))?;
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    for (name, what, phase) in [
+        ("envelope: rewrap data keys", "data keys", &report.envelope),
+        ("rows:     rewrap every row", "rows", &report.rows),
+    ] {
+        println!(
+            "  {name}: {} {what} in {:.2} s = {} /s (seed {:.2} s; CPU {:.2} cores; RSS {:.1} MiB before, {:.1} MiB peak)",
+            phase.rewrapped,
+            phase.secs,
+            thousands(phase.rewrapped as f64 / phase.secs.max(1e-9)),
+            phase.seed_secs,
+            phase.process_cores,
+            mib(phase.rss_before_kib),
+            mib(phase.rss_peak_kib)
+        );
+    }
+    println!(
+        "  master rotation with envelopes is {:.1}x faster than rewrapping every row",
+        report.rows.secs / report.envelope.secs.max(1e-9)
+    );
+    Ok(0)
 }
 
 fn bench_http(args: &HttpArgs) -> Result<u8> {

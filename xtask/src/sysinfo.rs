@@ -70,9 +70,18 @@ fn machine_ticks() -> Option<(u64, u64)> {
 
 /// Peak resident memory (VmHWM) of this process in KiB.
 pub(crate) fn peak_rss_kib() -> Option<u64> {
+    status_kib("VmHWM:")
+}
+
+/// This process's resident memory now (VmRSS), in KiB.
+pub(crate) fn current_rss_kib() -> Option<u64> {
+    status_kib("VmRSS:")
+}
+
+fn status_kib(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }

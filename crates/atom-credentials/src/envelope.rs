@@ -500,11 +500,14 @@ impl CredentialStore {
     /// `key_rotation_progressed` per batch (in its transaction) and
     /// `key_rotation_finished`, scope `data keys`; a dry run only opens
     /// the keys and records nothing. Keys that do not open are reported.
+    ///
+    /// `workers` read and rewrap disjoint id ranges concurrently (on SQLite
+    /// their writes take turns).
     pub async fn rewrap_data_keys(
         &self,
         batch_size: std::num::NonZeroU32,
+        workers: std::num::NonZeroU32,
         dry_run: bool,
-        on_batch: impl FnMut(&DataKeyProgress) + Send,
     ) -> Result<DataKeyProgress, CredentialError> {
         let keyring = self.keyring_for("rewrapping data keys")?;
         let to = keyring.primary_id();
@@ -520,7 +523,13 @@ impl CredentialStore {
         }
         let progress = self
             .keystore
-            .rewrap(&keyring, &self.audit, batch_size.get(), dry_run, on_batch)
+            .rewrap(
+                &keyring,
+                &self.audit,
+                batch_size.get(),
+                workers.get(),
+                dry_run,
+            )
             .await?;
         if !dry_run {
             for failure in &progress.failures {

@@ -182,8 +182,16 @@ db_test!(
         let status = store.status().await.unwrap();
         assert_eq!((status.enveloped, status.needs_rewrap), (6, 0));
         assert_eq!(status.data_keys_need_rewrap, 3);
+        // What `atom keys destroy` asks before destroying a key: the old key
+        // still wraps every data key, though no row names it.
+        let usage = store.rows_under_key(&old).await.unwrap();
+        assert_eq!((usage.rows, usage.data_keys, usage.total()), (0, 3, 3));
         let progress = store
-            .rewrap_data_keys(atom_credentials::DEFAULT_BATCH_SIZE, false, |_| {})
+            .rewrap_data_keys(
+                std::num::NonZeroU32::new(2).unwrap(),
+                std::num::NonZeroU32::new(2).unwrap(),
+                false,
+            )
             .await
             .unwrap();
         assert_eq!((progress.done, progress.failed), (3, 0));
@@ -211,7 +219,11 @@ db_test!(
         assert_eq!(fresh.rows_under_key(&new).await.unwrap().data_keys, 3);
         // A second run has nothing to do.
         let again = store
-            .rewrap_data_keys(atom_credentials::DEFAULT_BATCH_SIZE, false, |_| {})
+            .rewrap_data_keys(
+                std::num::NonZeroU32::new(2).unwrap(),
+                std::num::NonZeroU32::new(2).unwrap(),
+                false,
+            )
             .await
             .unwrap();
         assert_eq!(again.done, 0);

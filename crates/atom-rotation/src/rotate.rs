@@ -544,7 +544,7 @@ impl<'a> Run<'a> {
             // credential needs. Keys already under the new key are skipped,
             // so a resumed run picks up where it stopped.
             let keys = store
-                .rewrap_data_keys(self.engine.batch_size, false, |_| {})
+                .rewrap_data_keys(self.engine.batch_size, self.engine.workers, false)
                 .await?;
             report.data_keys_rewrapped += keys.done;
             if keys.done > 0 {

@@ -51,8 +51,9 @@ pub(crate) async fn pending(db: &DatabaseConnection) -> Result<Vec<String>, Cred
 
 /// `atom_user_keys`: one row per data key, wrapped under a master key.
 ///
-/// - `(user_id, key_id)` is the primary key: a user has one data key, two
-///   while it is rotated.
+/// - `id` is the primary key (a master rotation walks it in order, as the
+///   row rewrap walks `user_credentials.id`); `(user_id, key_id)` is
+///   unique: a user has one data key, two while it is rotated.
 /// - `seq` orders a user's keys: new values are sealed under the highest.
 ///   `(user_id, seq)` is unique, so two first writes of one user racing
 ///   end with one key (the loser reads the winner's).
@@ -70,13 +71,25 @@ impl MigrationTrait for CreateUserKeys {
                 Table::create()
                     .table(UserKeys::Table)
                     .if_not_exists()
+                    .col(big_pk_auto(UserKeys::Id))
                     .col(text_col(backend, UserKeys::UserId, 255))
                     .col(text_col(backend, UserKeys::KeyId, 16))
                     .col(big_integer(UserKeys::Seq))
                     .col(string_len(UserKeys::KekId, 16))
                     .col(token_col(backend, UserKeys::WrappedKey))
                     .col(time_col(backend, UserKeys::CreatedAt))
-                    .primary_key(Index::create().col(UserKeys::UserId).col(UserKeys::KeyId))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ux_atom_user_keys_user_key")
+                    .table(UserKeys::Table)
+                    .col(UserKeys::UserId)
+                    .col(UserKeys::KeyId)
+                    .unique()
+                    .if_not_exists()
                     .to_owned(),
             )
             .await?;
@@ -99,6 +112,7 @@ impl MigrationTrait for CreateUserKeys {
 enum UserKeys {
     #[sea_orm(iden = "atom_user_keys")]
     Table,
+    Id,
     UserId,
     KeyId,
     Seq,

@@ -127,6 +127,29 @@ impl Keyring {
         Ok(DataKey::from_key(key))
     }
 
+    /// Rewraps `owner`'s wrapped data key under the primary key, checking
+    /// that it opens (no maximum age) and holds the key `expected` names,
+    /// without building the key's derivation state: the master rotation's
+    /// step, once per owner.
+    pub fn rewrap_data_key(
+        &self,
+        owner: &str,
+        expected: KeyId,
+        wrapped: &str,
+    ) -> Result<StoredValue, CryptoError> {
+        let context = Context::data_key(owner);
+        let text = self.open_with_max_age(&context, wrapped, None)?;
+        let key = Key::parse(text.expose_secret()).map_err(|_| {
+            CryptoError::Malformed("a wrapped data key opened, but it does not hold a key")
+        })?;
+        if key.id() != expected {
+            return Err(CryptoError::Malformed(
+                "the wrapped data key is not the key its id names",
+            ));
+        }
+        Ok(self.seal(&context, text.expose_secret()))
+    }
+
     /// Seals `plaintext` for `context` under `data_key` (the v2 form), with
     /// this keyring's clock.
     pub fn seal_enveloped(&self, data_key: &DataKey, context: &Context, plaintext: &str) -> String {
