@@ -283,3 +283,40 @@ fn the_time_rules_apply_to_values_but_not_to_wrapped_keys() {
         Err(CryptoError::FromTheFuture { .. })
     ));
 }
+
+#[test]
+fn a_master_rotation_rewraps_a_data_key_without_changing_it() {
+    let old = keyring(1);
+    let rotated = old.promote(test_key(2)).unwrap();
+    let data_key = DataKey::generate().unwrap();
+    let wrapped = old.wrap_data_key("alice", &data_key);
+    let value = old.seal_enveloped(&data_key, &github("alice"), "gho_alice");
+
+    let rewrapped = rotated
+        .rewrap_data_key("alice", data_key.id(), wrapped.as_str())
+        .unwrap();
+    assert_eq!(rewrapped.key_id(), Some(test_key(2).id()));
+    // The new master key alone opens the rewrapped key, and the value it
+    // sealed before the rotation opens with it.
+    let new_only = keyring(2);
+    let unwrapped = new_only
+        .unwrap_data_key("alice", data_key.id(), rewrapped.as_str())
+        .unwrap();
+    assert_eq!(
+        new_only
+            .open_enveloped(&unwrapped, &github("alice"), &value)
+            .unwrap()
+            .expose_secret(),
+        "gho_alice"
+    );
+    // Bound to its owner and to the id it is stored under.
+    assert!(matches!(
+        rotated.rewrap_data_key("bob", data_key.id(), wrapped.as_str()),
+        Err(CryptoError::AuthenticationFailed { .. })
+    ));
+    let other = DataKey::generate().unwrap();
+    assert!(matches!(
+        rotated.rewrap_data_key("alice", other.id(), wrapped.as_str()),
+        Err(CryptoError::Malformed(_))
+    ));
+}

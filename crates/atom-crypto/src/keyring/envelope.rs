@@ -115,22 +115,13 @@ impl Keyring {
         expected: KeyId,
         wrapped: &str,
     ) -> Result<DataKey, CryptoError> {
-        let text = self.open_with_max_age(&Context::data_key(owner), wrapped, None)?;
-        let key = Key::parse(text.expose_secret()).map_err(|_| {
-            CryptoError::Malformed("a wrapped data key opened, but it does not hold a key")
-        })?;
-        if key.id() != expected {
-            return Err(CryptoError::Malformed(
-                "the wrapped data key is not the key its id names",
-            ));
-        }
+        let (_, key) = self.open_data_key(&Context::data_key(owner), expected, wrapped)?;
         Ok(DataKey::from_key(key))
     }
 
-    /// Rewraps `owner`'s wrapped data key under the primary key, checking
-    /// that it opens (no maximum age) and holds the key `expected` names,
-    /// without building the key's derivation state: the master rotation's
-    /// step, once per owner.
+    /// Rewraps `owner`'s wrapped data key under the primary key, with the
+    /// checks of [`Keyring::unwrap_data_key`] but without building the
+    /// key's derivation state: the master rotation's step, once per owner.
     pub fn rewrap_data_key(
         &self,
         owner: &str,
@@ -138,7 +129,19 @@ impl Keyring {
         wrapped: &str,
     ) -> Result<StoredValue, CryptoError> {
         let context = Context::data_key(owner);
-        let text = self.open_with_max_age(&context, wrapped, None)?;
+        let (text, _) = self.open_data_key(&context, expected, wrapped)?;
+        Ok(self.seal(&context, text.expose_secret()))
+    }
+
+    /// The text and key of a wrapped data key, checked as
+    /// [`Keyring::unwrap_data_key`] says.
+    fn open_data_key(
+        &self,
+        context: &Context,
+        expected: KeyId,
+        wrapped: &str,
+    ) -> Result<(SecretString, Key), CryptoError> {
+        let text = self.open_with_max_age(context, wrapped, None)?;
         let key = Key::parse(text.expose_secret()).map_err(|_| {
             CryptoError::Malformed("a wrapped data key opened, but it does not hold a key")
         })?;
@@ -147,7 +150,7 @@ impl Keyring {
                 "the wrapped data key is not the key its id names",
             ));
         }
-        Ok(self.seal(&context, text.expose_secret()))
+        Ok((text, key))
     }
 
     /// Seals `plaintext` for `context` under `data_key` (the v2 form), with
