@@ -564,3 +564,100 @@ db_test!(concurrent_first_writes_of_one_user_all_open, |db| {
         );
     }
 });
+
+/// Records until `left` events were recorded, then fails every record
+/// (an audit disk that fills up in the middle of a run).
+#[derive(Clone)]
+struct FailAfter {
+    left: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    memory: atom_audit::MemorySink,
+}
+
+#[async_trait::async_trait]
+impl atom_audit::AuditSink for FailAfter {
+    async fn record(&self, event: &atom_audit::AuditEvent) -> Result<(), atom_audit::AuditError> {
+        if self.left.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) <= 0 {
+            return Err(atom_audit::AuditError::Sink {
+                sink: "test".into(),
+                message: "disk full (simulated)".into(),
+            });
+        }
+        self.memory.record(event).await
+    }
+}
+
+db_test!(
+    a_master_rotation_stopped_half_way_resumes_and_loses_nothing,
+    |db| {
+        let old = Key::generate().unwrap();
+        let new = Key::generate().unwrap();
+        let (store, _) = open_with(db.config(), encrypted(&old, &[])).await;
+        for i in 0..20 {
+            store
+                .put(
+                    &user(&format!("u{i:02}")),
+                    &provider("github"),
+                    &secret(&format!("t{i}")),
+                )
+                .await
+                .unwrap();
+        }
+        // The audit sink fails after the start event and three batches: the
+        // fourth batch rolls back and the run stops.
+        let sink = FailAfter {
+            left: std::sync::Arc::new(std::sync::atomic::AtomicI64::new(4)),
+            memory: atom_audit::MemorySink::default(),
+        };
+        let rotating = store
+            .clone()
+            .with_protection(encrypted(&new, &[&old]))
+            .with_auditor(Auditor::new(sink));
+        let one = std::num::NonZeroU32::MIN;
+        let three = std::num::NonZeroU32::new(3).unwrap();
+        let err = rotating
+            .rewrap_data_keys(three, one, false)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, CredentialError::AuditFailed(_)), "{err}");
+        let raw = db.raw().await;
+        let moved = raw
+            .count(
+                "SELECT COUNT(*) FROM atom_user_keys WHERE kek_id = ?",
+                vec![new.id().to_string().into()],
+            )
+            .await;
+        assert_eq!(
+            moved, 9,
+            "three batches of three committed, the fourth rolled back"
+        );
+        // Half-way, everything opens with both master keys.
+        let both = store.clone().with_protection(encrypted(&new, &[&old]));
+        for i in 0..20 {
+            assert_eq!(
+                reveal(
+                    &both
+                        .get(&user(&format!("u{i:02}")), &provider("github"))
+                        .await
+                        .unwrap()
+                ),
+                format!("t{i}")
+            );
+        }
+        // Run again: only the rest is rewrapped, then the new key alone opens
+        // everything.
+        let resumed = both.rewrap_data_keys(three, one, false).await.unwrap();
+        assert_eq!((resumed.done, resumed.failed), (11, 0));
+        let (fresh, _) = open_with(db.config(), encrypted(&new, &[])).await;
+        for i in 0..20 {
+            assert_eq!(
+                reveal(
+                    &fresh
+                        .get(&user(&format!("u{i:02}")), &provider("github"))
+                        .await
+                        .unwrap()
+                ),
+                format!("t{i}")
+            );
+        }
+    }
+);
