@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::Output;
 
-use crate::common::{atom, atom_with_stdin, text};
+use crate::common::{self, atom, atom_with_stdin, text};
 
 const TOKENS: [(&str, &str, &str); 3] = [
     ("alice", "slack", "xoxb-alice-0123456789"),
@@ -14,18 +14,13 @@ const TOKENS: [(&str, &str, &str); 3] = [
     ("bob", "github", "gho_bob_klmnopqrstu"),
 ];
 
+/// [`common::ok`], and no token on stderr.
 fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    let stdout = common::ok(out);
     for (_, _, token) in TOKENS {
         assert!(!text(&out.stderr).contains(token), "stderr leaks a token");
     }
-    text(&out.stdout)
+    stdout
 }
 
 struct Setup {

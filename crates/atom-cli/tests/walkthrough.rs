@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Output;
 
-use crate::common::{atom, atom_with_stdin, text};
+use crate::common::{atom, atom_with_stdin, ok, text};
 
 const OPENAI: &str = "sk-live-openai-0123456789abcdef";
 const SLACK: &str = "xoxb-slack-9876543210";
@@ -19,17 +19,6 @@ impl Env {
     fn vars(&self) -> Vec<(&str, &str)> {
         vec![("ENCRYPTION_KEY", self.key.as_str())]
     }
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
 }
 
 /// Neither stream of a command that does not exist to print a secret holds one.

@@ -92,14 +92,7 @@ impl CredentialStore {
             let key = {
                 let _own = self.keystore.own_write_turn().await;
                 self.keystore
-                    .for_write(
-                        &self.keystore.db,
-                        keyring,
-                        &self.audit,
-                        user.as_str(),
-                        self.audit.now(),
-                        true,
-                    )
+                    .ensure(keyring, &self.audit, user.as_str(), self.audit.now())
                     .await?
             };
             let turn = self.sqlite_write_turn().await;
@@ -158,14 +151,7 @@ impl CredentialStore {
                     txn.rollback().await?;
                     drop(turn);
                     self.keystore
-                        .for_write(
-                            &self.keystore.db,
-                            keyring,
-                            &self.audit,
-                            user.as_str(),
-                            self.audit.now(),
-                            true,
-                        )
+                        .ensure(keyring, &self.audit, user.as_str(), self.audit.now())
                         .await?;
                 }
                 Err(e) => return Err(e),
@@ -329,7 +315,7 @@ impl CredentialStore {
         let now = self.audit.now();
         // 1. The new key, newest of the user's: every write from now on
         //    seals under it.
-        let old = {
+        let (old, new) = {
             let _own = self.keystore.own_write_turn().await;
             let _turn = if self.keystore.shared {
                 self.sqlite_write_turn().await
@@ -359,7 +345,6 @@ impl CredentialStore {
                 })?;
             (old.into_iter().map(|(k, _)| k).collect::<Vec<_>>(), new)
         };
-        let (old, new) = old;
         let mut resealed = 0;
         let destroyed;
         if self.keystore.shared {

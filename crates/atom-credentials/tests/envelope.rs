@@ -26,6 +26,23 @@ async fn open_with(config: StoreConfig, protection: Protection) -> (CredentialSt
     (store, sink)
 }
 
+/// Stores `token(user, provider)` for every user and provider.
+async fn put_each(
+    store: &CredentialStore,
+    users: &[&str],
+    providers: &[&str],
+    token: impl Fn(&str, &str) -> String,
+) {
+    for u in users {
+        for p in providers {
+            store
+                .put(&user(u), &provider(p), &secret(&token(u, p)))
+                .await
+                .unwrap();
+        }
+    }
+}
+
 /// The data key id a v2 token names.
 fn data_key_of(token: &str) -> String {
     assert!(token.starts_with("atom:v2:"), "enveloped: {}", &token[..8]);
@@ -162,14 +179,13 @@ db_test!(
         let old = Key::generate().unwrap();
         let new = Key::generate().unwrap();
         let (store, _) = open_with(db.config(), encrypted(&old, &[])).await;
-        for u in ["u1", "u2", "u3"] {
-            for p in ["github", "google"] {
-                store
-                    .put(&user(u), &provider(p), &secret(&format!("{u}-{p}")))
-                    .await
-                    .unwrap();
-            }
-        }
+        put_each(
+            &store,
+            &["u1", "u2", "u3"],
+            &["github", "google"],
+            |u, p| format!("{u}-{p}"),
+        )
+        .await;
         let raw = db.raw().await;
         let before = raw
             .strings(
@@ -240,14 +256,13 @@ db_test!(rewrap_upgrades_sealed_rows_to_the_enveloped_form, |db| {
     )
     .await
     .unwrap();
-    for u in ["u1", "u2"] {
-        for p in ["github", "google", "slack"] {
-            plain_v1
-                .put(&user(u), &provider(p), &secret(&format!("{u}/{p}")))
-                .await
-                .unwrap();
-        }
-    }
+    put_each(
+        &plain_v1,
+        &["u1", "u2"],
+        &["github", "google", "slack"],
+        |u, p| format!("{u}/{p}"),
+    )
+    .await;
     let raw = db.raw().await;
     assert!(raw.token("u1", "github").await.starts_with("atom:v1:"));
 
@@ -409,14 +424,13 @@ db_test!(
         let key = Key::generate().unwrap();
         let config = db.config().with_keystore(keys.config().database_url);
         let (store, sink) = open_with(config.clone(), encrypted(&key, &[])).await;
-        for u in ["alice", "bob", "carol"] {
-            for p in ["github", "google"] {
-                store
-                    .put(&user(u), &provider(p), &secret(&format!("{u}.{p}")))
-                    .await
-                    .unwrap();
-            }
-        }
+        put_each(
+            &store,
+            &["alice", "bob", "carol"],
+            &["github", "google"],
+            |u, p| format!("{u}.{p}"),
+        )
+        .await;
         let raw = db.raw().await;
         // No key material in the credentials database.
         assert!(

@@ -276,6 +276,19 @@ impl KeyStore {
         }
     }
 
+    /// `user`'s newest data key, made now if the user has none, each
+    /// statement on its own (no transaction of the caller's).
+    pub(crate) async fn ensure(
+        &self,
+        keyring: &Keyring,
+        audit: &StoreAudit,
+        user: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<DataKey, CredentialError> {
+        self.for_write(&self.db, keyring, audit, user, now, true)
+            .await
+    }
+
     /// Makes a new data key for `user` with order `seq`, stores it wrapped
     /// under the primary key through `conn`, and records
     /// `data_key_created` first (fail-closed; if the insert then fails, a

@@ -290,7 +290,7 @@ impl CredentialStore {
         for user in users {
             let key = self
                 .keystore
-                .for_write(&self.keystore.db, keyring, &self.audit, user, now, true)
+                .ensure(keyring, &self.audit, user, now)
                 .await?;
             keys.insert(user.to_owned(), key);
         }
