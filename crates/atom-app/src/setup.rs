@@ -7,7 +7,9 @@ use atom_audit::{
     Actor, Auditor, ENV_AUDIT_KEY, ENV_AUDIT_KEY_FILE, FailureMode, FanOut, FileSink,
     FileSinkOptions, Fingerprinter, TracingSink, audit_key_from, audit_key_or_development,
 };
-use atom_credentials::{CredentialStore, DatabaseUrl, MigrationReport, StoreConfig};
+use atom_credentials::{
+    CredentialStore, DatabaseAuditSink, DatabaseUrl, MigrationReport, StoreConfig,
+};
 use atom_crypto::{Keyring, Protection, protection_from_env};
 use atom_secrets_file::SecretsDir;
 
@@ -21,6 +23,8 @@ pub const ENV_AUDIT_LOG: &str = "ATOM_AUDIT_LOG";
 pub const ENV_DATA_DIR: &str = "ATOM_DATA_DIR";
 /// Where the audit chain's last checkpoint is copied, away from the log.
 pub const ENV_AUDIT_ANCHOR: &str = "ATOM_AUDIT_ANCHOR";
+/// Where audit events are chained: `file` (the default) or `database`.
+pub const ENV_AUDIT_SINK: &str = "ATOM_AUDIT_SINK";
 /// The server's listen address.
 pub const ENV_BIND: &str = "ATOM_BIND";
 /// The development folder unless [`ENV_DATA_DIR`] says otherwise: the
@@ -30,6 +34,17 @@ pub const DEFAULT_DATA_DIR: &str = ".atom";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://.atom/atom.db";
 /// The default audit log, in the development folder.
 pub const DEFAULT_AUDIT_LOG: &str = ".atom/audit.jsonl";
+
+/// Where audit events are chained ([`ENV_AUDIT_SINK`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[non_exhaustive]
+pub enum AuditSinkKind {
+    /// The hash-chained file log at `--audit-log`.
+    #[default]
+    File,
+    /// The `audit_events` table of the credential database.
+    Database,
+}
 
 /// Where things are, for both binaries: every flag has an environment
 /// variable, and the defaults keep whatever a development run creates in
@@ -63,6 +78,19 @@ pub struct Settings {
     /// in ATOM_AUDIT_KEY, <data dir>/audit-<hash of the log's path>.anchor].
     #[arg(long, global = true, env = ENV_AUDIT_ANCHOR, value_name = "PATH")]
     pub audit_anchor: Option<PathBuf>,
+    /// Where audit events are chained: `file` (the log at --audit-log, for
+    /// one host) or `database` (the `audit_events` table of the credential
+    /// database: one trail for every instance, and a credential write
+    /// commits with its event).
+    #[arg(
+        long,
+        global = true,
+        env = ENV_AUDIT_SINK,
+        value_enum,
+        default_value_t = AuditSinkKind::File,
+        value_name = "SINK"
+    )]
+    pub audit_sink: AuditSinkKind,
     /// Production settings: refuse to run without an encryption key, and
     /// refuse the development secrets (also ATOM_REQUIRE_ENCRYPTION=1).
     #[arg(long, global = true)]
@@ -80,6 +108,7 @@ impl Default for Settings {
             secrets_dir: PathBuf::from("."),
             audit_log: None,
             audit_anchor: None,
+            audit_sink: AuditSinkKind::File,
             require_encryption: false,
             kms_keys: std::sync::OnceLock::new(),
         }
@@ -257,7 +286,9 @@ impl Settings {
     }
 
     /// The auditor every binary uses: the seed's tracing line plus the
-    /// hash-chained file log, fail-closed unless `ATOM_AUDIT_FAIL_OPEN=1`.
+    /// hash-chained trail (the file log, or with `--audit-sink database`
+    /// the credential database's `audit_events` table), fail-closed unless
+    /// `ATOM_AUDIT_FAIL_OPEN=1`.
     /// The audit key comes from `ATOM_AUDIT_KEY(_FILE)`; in development
     /// with neither set, from a development key file next to the log
     /// (`<log>.key`), created on first use and warned about on every start.
@@ -284,12 +315,21 @@ impl Settings {
             key
         };
         distinct_audit_key(&protection, &key)?;
-        self.prepare_parent(&log)?;
-        let anchor = self.audit_anchor();
-        self.prepare_parent(&anchor)?;
-        let file =
-            FileSink::open_with(log, &key, FileSinkOptions::default().anchor(anchor)).await?;
-        let sink = FanOut::new().with(TracingSink::new()).with(file);
+        let sink = FanOut::new().with(TracingSink::new());
+        let sink = match self.audit_sink {
+            AuditSinkKind::Database => {
+                let config = self.store_config()?;
+                self.prepare_database_folder()?;
+                sink.with(DatabaseAuditSink::open(&config, &key).await?)
+            }
+            AuditSinkKind::File => {
+                self.prepare_parent(&log)?;
+                let anchor = self.audit_anchor();
+                self.prepare_parent(&anchor)?;
+                let options = FileSinkOptions::default().anchor(anchor);
+                sink.with(FileSink::open_with(log, &key, options).await?)
+            }
+        };
         let auditor = Auditor::new(sink).with_failure_mode(mode).acting_as(actor);
         Ok((auditor, Fingerprinter::new(&key)))
     }
@@ -322,10 +362,16 @@ impl Settings {
         auditor: Auditor,
     ) -> Result<(CredentialStore, MigrationReport), Error> {
         let config = self.store_config()?;
-        if let Some(file) = self.database_url().strip_prefix("sqlite://") {
-            self.prepare_parent(Path::new(file.split('?').next().unwrap_or(file)))?;
-        }
+        self.prepare_database_folder()?;
         Ok(CredentialStore::open(&config, protection, auditor).await?)
+    }
+
+    /// Creates the development folder if the SQLite database is in it.
+    fn prepare_database_folder(&self) -> Result<(), Error> {
+        match self.database_url().strip_prefix("sqlite://") {
+            Some(file) => self.prepare_parent(Path::new(file.split('?').next().unwrap_or(file))),
+            None => Ok(()),
+        }
     }
 
     /// Opens the credential store without changing the database: no

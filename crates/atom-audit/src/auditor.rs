@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::action::Action;
+use crate::chain::Ledger;
 use crate::clock::AuditClock;
 use crate::error::AuditError;
 use crate::event::{Actor, AuditEvent};
@@ -126,11 +127,36 @@ impl Auditor {
 
     /// Records a prepared event (with its own time, actor and outcome); an
     /// event without an actor gets this auditor's.
-    pub async fn record_event(&self, mut event: AuditEvent) -> Result<(), AuditError> {
+    pub async fn record_event(&self, event: AuditEvent) -> Result<(), AuditError> {
+        self.record_to(event, false).await
+    }
+
+    /// The [`Ledger`] among the sinks, if any: a store writing to its
+    /// database records its events there itself, in its transactions.
+    pub fn ledger(&self) -> Option<&dyn Ledger> {
+        self.sink.ledger()
+    }
+
+    /// Records a prepared event in every sink but the [`Ledger`], whose
+    /// writer has recorded it in its own transaction; same failure mode as
+    /// [`Auditor::record_event`].
+    pub async fn record_event_beside_ledger(&self, event: AuditEvent) -> Result<(), AuditError> {
+        self.record_to(event, true).await
+    }
+
+    async fn record_to(
+        &self,
+        mut event: AuditEvent,
+        beside_ledger: bool,
+    ) -> Result<(), AuditError> {
         if event.actor.is_none() {
             event.actor.clone_from(&self.actor);
         }
-        let result = self.sink.record(&event).await;
+        let result = if beside_ledger {
+            self.sink.record_beside_ledger(&event).await
+        } else {
+            self.sink.record(&event).await
+        };
         metrics::counter!(
             "atom_audit_records_total",
             "result" => if result.is_ok() { "recorded" } else { "failed" }

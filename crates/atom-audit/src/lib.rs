@@ -29,6 +29,7 @@
 
 mod action;
 mod auditor;
+mod chain;
 mod clock;
 mod error;
 mod event;
@@ -42,6 +43,7 @@ mod verify;
 
 pub use action::{Action, DenialReason};
 pub use auditor::{Auditor, ENV_AUDIT_FAIL_OPEN, FailureMode};
+pub use chain::{ChainHead, ChainKey, Ledger};
 pub use clock::AuditClock;
 pub use error::AuditError;
 pub use event::{Actor, AuditEvent, Outcome, Subject};
@@ -54,4 +56,7 @@ pub use key::{
 pub use sink::MemorySink;
 pub use sink::{AuditSink, FanOut};
 pub use tracing_sink::TracingSink;
-pub use verify::{Problem, ProblemKind, VerifyReport, verify, verify_anchored, verify_stream};
+pub use verify::{
+    Problem, ProblemKind, RecordVerifier, VerifyReport, verify, verify_anchored, verify_records,
+    verify_stream,
+};

@@ -201,7 +201,7 @@ pub(crate) fn hex(bytes: &Tag) -> String {
 }
 
 /// Parses exactly 64 lower-case hex digits.
-fn unhex(text: &[u8]) -> Option<Tag> {
+pub(crate) fn unhex(text: &[u8]) -> Option<Tag> {
     fn digit(b: u8) -> Option<u8> {
         match b {
             b'0'..=b'9' => Some(b - b'0'),

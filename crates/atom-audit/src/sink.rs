@@ -6,6 +6,7 @@ use std::sync::{Mutex, PoisonError};
 
 use async_trait::async_trait;
 
+use crate::chain::Ledger;
 use crate::error::AuditError;
 use crate::event::AuditEvent;
 
@@ -30,6 +31,17 @@ pub trait AuditSink: Send + Sync {
     async fn check(&self) -> Result<(), AuditError> {
         Ok(())
     }
+
+    /// The [`Ledger`] this sink is or holds, if any (the first one).
+    fn ledger(&self) -> Option<&dyn Ledger> {
+        None
+    }
+
+    /// Records `event` in every sink but the [`Ledger`]: its writer
+    /// records the event itself, in the transaction of the change.
+    async fn record_beside_ledger(&self, event: &AuditEvent) -> Result<(), AuditError> {
+        self.record(event).await
+    }
 }
 
 #[async_trait]
@@ -44,6 +56,14 @@ impl<T: AuditSink + ?Sized> AuditSink for Arc<T> {
 
     async fn check(&self) -> Result<(), AuditError> {
         (**self).check().await
+    }
+
+    fn ledger(&self) -> Option<&dyn Ledger> {
+        (**self).ledger()
+    }
+
+    async fn record_beside_ledger(&self, event: &AuditEvent) -> Result<(), AuditError> {
+        (**self).record_beside_ledger(event).await
     }
 }
 
@@ -152,5 +172,19 @@ impl AuditSink for FanOut {
             sink.check().await?;
         }
         Ok(())
+    }
+
+    fn ledger(&self) -> Option<&dyn Ledger> {
+        self.sinks.iter().find_map(|sink| sink.ledger())
+    }
+
+    async fn record_beside_ledger(&self, event: &AuditEvent) -> Result<(), AuditError> {
+        let mut first_error = None;
+        for sink in &self.sinks {
+            if let Err(e) = sink.record_beside_ledger(event).await {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 }

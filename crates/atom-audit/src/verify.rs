@@ -7,6 +7,7 @@ use std::path::Path;
 
 use atom_crypto::{Key, KeyId, MacKey};
 
+use crate::chain::ChainHead;
 use crate::error::AuditError;
 use crate::file_sink::checkpoint_path;
 use crate::record::{self, GENESIS, Kind, Tag};
@@ -74,17 +75,26 @@ impl fmt::Display for VerifyReport {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Problem {
-    /// The 1-based line of the log where it shows, if it is at a line.
+    /// The 1-based line of the log where it shows, if it is at a line (for
+    /// a table, the 1-based position in sequence order).
     pub line: Option<u64>,
     /// What it is.
     pub kind: ProblemKind,
+    /// Whether the log is a table of records rather than a file of lines.
+    pub in_table: bool,
 }
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(line) => write!(f, "line {line}: {}", self.kind),
-            None => write!(f, "{}", self.kind),
+        match (self.line, self.in_table) {
+            (Some(line), false) => write!(f, "line {line}: {}", self.kind),
+            (Some(position), true) => write!(
+                f,
+                "at record {} (row {position} in sequence order): {}",
+                position - 1,
+                self.kind
+            ),
+            (None, _) => write!(f, "{}", self.kind),
         }
     }
 }
@@ -163,6 +173,23 @@ pub enum ProblemKind {
     /// The log has checkpoints but the checkpoint file is missing (deleted,
     /// or a crash during the very first checkpoint).
     AnchorMissing,
+    /// The records stop before the one the stored head names: the end of
+    /// the trail was removed.
+    HeadCut {
+        /// The sequence number of the record the head names.
+        head: u64,
+        /// How many records the log has.
+        records: u64,
+    },
+    /// Records follow the last one the stored head names: they were added
+    /// without moving the head, which every append does in its transaction.
+    PastHead {
+        /// The sequence number of the record the head names (`None`: the
+        /// head says the log is empty).
+        head: Option<u64>,
+        /// How many records the log has.
+        records: u64,
+    },
 }
 
 impl fmt::Display for ProblemKind {
@@ -211,6 +238,20 @@ impl fmt::Display for ProblemKind {
             ProblemKind::AnchorMissing => f.write_str(
                 "the log has checkpoints but its checkpoint file is missing, so a cut tail cannot be ruled out",
             ),
+            ProblemKind::HeadCut { head, records } => write!(
+                f,
+                "the end was removed: the stored head names record {head}, but the trail has only {records} records"
+            ),
+            ProblemKind::PastHead { head, records } => match head {
+                Some(seq) => write!(
+                    f,
+                    "the log has {records} records but its stored head names record {seq}: records were added outside an append"
+                ),
+                None => write!(
+                    f,
+                    "the log has {records} records but its stored head says it is empty: records were added outside an append"
+                ),
+            },
         }
     }
 }
@@ -275,6 +316,7 @@ fn newest_copy(copies: Vec<Vec<u8>>, key: &Key) -> Option<Vec<u8>> {
 }
 
 /// The anchored checkpoint, once checked.
+#[derive(Debug)]
 struct Anchor {
     seq: u64,
     tag: Tag,
@@ -289,65 +331,31 @@ pub fn verify_stream(
     key: &Key,
 ) -> io::Result<VerifyReport> {
     let mac = MacKey::derive(key, record::CHAIN_PURPOSE);
-    let mut report = VerifyReport {
-        records: 0,
-        events: 0,
-        checkpoints: 0,
-        anchored: None,
-        unanchored: 0,
-        problem: None,
-    };
     let anchor = match anchor.map(|bytes| parse_anchor(bytes, &mac)).transpose() {
         Ok(anchor) => anchor,
         Err(kind) => {
-            report.problem = Some(Problem { line: None, kind });
+            let mut report = RecordVerifier::empty_report();
+            report.problem = Some(Problem {
+                line: None,
+                kind,
+                in_table: false,
+            });
             return Ok(report);
         }
     };
-    report.anchored = anchor.as_ref().map(|a| a.seq);
-
-    let mut head = GENESIS;
-    let mut line_no = 0u64;
+    let mut verifier = RecordVerifier::with_anchor(mac, anchor, false);
     let mut buf = Vec::new();
     loop {
         buf.clear();
         if log.read_until(b'\n', &mut buf)? == 0 {
             break;
         }
-        line_no += 1;
-        let fail = |kind| {
-            Some(Problem {
-                line: Some(line_no),
-                kind,
-            })
-        };
         let Some(line) = buf.strip_suffix(b"\n") else {
-            report.problem = fail(ProblemKind::Incomplete);
-            return Ok(report);
+            verifier.position += 1;
+            verifier.fail_next(ProblemKind::Incomplete);
+            return Ok(verifier.finish());
         };
-        let expected = report.records;
-        let parsed = match record::parse(line) {
-            Ok(parsed) => parsed,
-            Err(m) => {
-                report.problem = fail(ProblemKind::Malformed {
-                    reason: m.to_string(),
-                });
-                return Ok(report);
-            }
-        };
-        if parsed.key != mac.key_id() {
-            report.problem = fail(ProblemKind::WrongKey {
-                needed: parsed.key,
-                given: mac.key_id(),
-            });
-            return Ok(report);
-        }
-        if !parsed.authentic(&mac) {
-            report.problem = fail(ProblemKind::NotAuthentic);
-            return Ok(report);
-        }
-        if parsed.seq != expected {
-            let found = parsed.seq;
+        if let Err(Misplaced { expected, found }) = verifier.check(line) {
             let kind = if found < expected {
                 ProblemKind::Replayed { expected, found }
             } else if appears_later(&mut log, expected)? {
@@ -355,49 +363,198 @@ pub fn verify_stream(
             } else {
                 ProblemKind::Removed { expected, found }
             };
-            report.problem = fail(kind);
-            return Ok(report);
+            verifier.fail_next(kind);
+            return Ok(verifier.finish());
         }
-        if parsed.prev != head {
-            report.problem = fail(ProblemKind::BrokenLink { seq: parsed.seq });
-            return Ok(report);
+        if verifier.problem_found() {
+            return Ok(verifier.finish());
         }
-        if let Some(anchor) = &anchor
-            && anchor.seq == parsed.seq
-            && anchor.tag != parsed.tag
-        {
-            report.problem = fail(ProblemKind::AnchorMismatch { seq: anchor.seq });
-            return Ok(report);
-        }
-        head = parsed.tag;
-        report.records += 1;
-        match parsed.kind {
-            Kind::Event => report.events += 1,
-            Kind::Checkpoint => report.checkpoints += 1,
+    }
+    Ok(verifier.finish())
+}
+
+/// Checks records handed over one at a time, oldest first, against the
+/// head a keeper of the log stored beside them (a database table): every
+/// record authentic, numbered in order and chained to the one before, and
+/// the last one the head. Records past the head, or a chain that stops
+/// before it, are problems. Build it with [`verify_records`].
+#[derive(Debug)]
+pub struct RecordVerifier {
+    mac: MacKey,
+    anchor: Option<Anchor>,
+    /// Records past the anchor are a problem (a head stored with every
+    /// append), not merely unanchored (a checkpoint written now and then).
+    strict_end: bool,
+    head: Tag,
+    position: u64,
+    report: VerifyReport,
+}
+
+/// A record numbered other than the one expected next.
+struct Misplaced {
+    expected: u64,
+    found: u64,
+}
+
+/// A verifier of records under `key` that must end at `head` (see
+/// [`RecordVerifier`]).
+pub fn verify_records(key: &Key, head: ChainHead) -> RecordVerifier {
+    let mac = MacKey::derive(key, record::CHAIN_PURPOSE);
+    let anchor = head.last_record().map(|(seq, tag)| Anchor { seq, tag });
+    RecordVerifier::with_anchor(mac, anchor, true)
+}
+
+impl RecordVerifier {
+    fn empty_report() -> VerifyReport {
+        VerifyReport {
+            records: 0,
+            events: 0,
+            checkpoints: 0,
+            anchored: None,
+            unanchored: 0,
+            problem: None,
         }
     }
 
-    match &anchor {
-        Some(anchor) if anchor.seq >= report.records => {
-            report.problem = Some(Problem {
-                line: None,
-                kind: ProblemKind::TailCut {
-                    anchored: anchor.seq,
-                    records: report.records,
-                },
-            });
+    fn with_anchor(mac: MacKey, anchor: Option<Anchor>, strict_end: bool) -> RecordVerifier {
+        let mut report = RecordVerifier::empty_report();
+        report.anchored = anchor.as_ref().map(|a| a.seq);
+        RecordVerifier {
+            mac,
+            anchor,
+            strict_end,
+            head: GENESIS,
+            position: 0,
+            report,
         }
-        Some(anchor) => report.unanchored = report.records - anchor.seq - 1,
-        None if report.checkpoints > 0 => {
-            report.unanchored = report.records;
-            report.problem = Some(Problem {
-                line: None,
-                kind: ProblemKind::AnchorMissing,
-            });
-        }
-        None => report.unanchored = report.records,
     }
-    Ok(report)
+
+    /// Whether a problem was found (later records are then ignored).
+    pub fn problem_found(&self) -> bool {
+        self.report.problem.is_some()
+    }
+
+    /// Checks the next record (its text, without a line break). Returns
+    /// whether to go on: `false` once a problem is found.
+    pub fn push(&mut self, record: &[u8]) -> bool {
+        if let Err(Misplaced { expected, found }) = self.check(record) {
+            let kind = if found < expected {
+                ProblemKind::Replayed { expected, found }
+            } else {
+                ProblemKind::Removed { expected, found }
+            };
+            self.fail_next(kind);
+        }
+        !self.problem_found()
+    }
+
+    /// Records `kind` at the record being read.
+    fn fail_next(&mut self, kind: ProblemKind) {
+        self.report.problem = Some(Problem {
+            line: Some(self.position),
+            kind,
+            in_table: self.strict_end,
+        });
+    }
+
+    /// Checks one record; a misnumbered one is left to the caller to name
+    /// (a stream can look ahead, a table cannot).
+    fn check(&mut self, line: &[u8]) -> Result<(), Misplaced> {
+        if self.problem_found() {
+            return Ok(());
+        }
+        self.position += 1;
+        let expected = self.report.records;
+        let parsed = match record::parse(line) {
+            Ok(parsed) => parsed,
+            Err(m) => {
+                self.fail_next(ProblemKind::Malformed {
+                    reason: m.to_string(),
+                });
+                return Ok(());
+            }
+        };
+        if parsed.key != self.mac.key_id() {
+            self.fail_next(ProblemKind::WrongKey {
+                needed: parsed.key,
+                given: self.mac.key_id(),
+            });
+            return Ok(());
+        }
+        if !parsed.authentic(&self.mac) {
+            self.fail_next(ProblemKind::NotAuthentic);
+            return Ok(());
+        }
+        if parsed.seq != expected {
+            return Err(Misplaced {
+                expected,
+                found: parsed.seq,
+            });
+        }
+        if parsed.prev != self.head {
+            self.fail_next(ProblemKind::BrokenLink { seq: parsed.seq });
+            return Ok(());
+        }
+        if let Some(anchor) = &self.anchor
+            && anchor.seq == parsed.seq
+            && anchor.tag != parsed.tag
+        {
+            self.fail_next(ProblemKind::AnchorMismatch { seq: anchor.seq });
+            return Ok(());
+        }
+        self.head = parsed.tag;
+        self.report.records += 1;
+        match parsed.kind {
+            Kind::Event => self.report.events += 1,
+            Kind::Checkpoint => self.report.checkpoints += 1,
+        }
+        Ok(())
+    }
+
+    /// The report, once every record was pushed.
+    pub fn finish(mut self) -> VerifyReport {
+        if self.report.problem.is_some() {
+            return self.report;
+        }
+        let records = self.report.records;
+        let problem = match &self.anchor {
+            Some(anchor) if anchor.seq >= records && self.strict_end => {
+                Some(ProblemKind::HeadCut {
+                    head: anchor.seq,
+                    records,
+                })
+            }
+            Some(anchor) if anchor.seq >= records => Some(ProblemKind::TailCut {
+                anchored: anchor.seq,
+                records,
+            }),
+            Some(anchor) => {
+                self.report.unanchored = records - anchor.seq - 1;
+                (self.strict_end && self.report.unanchored > 0).then_some(ProblemKind::PastHead {
+                    head: Some(anchor.seq),
+                    records,
+                })
+            }
+            None if self.strict_end && records > 0 => Some(ProblemKind::PastHead {
+                head: None,
+                records,
+            }),
+            None if self.report.checkpoints > 0 => {
+                self.report.unanchored = records;
+                Some(ProblemKind::AnchorMissing)
+            }
+            None => {
+                self.report.unanchored = records;
+                None
+            }
+        };
+        self.report.problem = problem.map(|kind| Problem {
+            line: None,
+            kind,
+            in_table: self.strict_end,
+        });
+        self.report
+    }
 }
 
 fn parse_anchor(bytes: &[u8], mac: &MacKey) -> Result<Anchor, ProblemKind> {

@@ -10,3 +10,4 @@ mod fail_closed;
 mod file_sink;
 mod key_config;
 mod no_secrets;
+mod records;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use atom_app::AuditSinkKind;
 use atom_audit::{AuditError, AuditEvent};
 use clap::Subcommand;
 use serde_json::Value;
@@ -17,7 +18,9 @@ use crate::session::{GlobalArgs, print_json};
 pub(crate) enum AuditCommand {
     /// Check the chain: reports the first record modified, inserted,
     /// removed or reordered, and a tail cut after the last checkpoint.
-    /// Exit 3 if the log is not intact.
+    /// With --audit-sink database, checks the `audit_events` table of the
+    /// database at --database-url instead, up to its stored head.
+    /// Exit 3 if the trail is not intact.
     Verify {
         /// The log (default: --audit-log).
         path: Option<PathBuf>,
@@ -37,29 +40,18 @@ pub(crate) enum AuditCommand {
 
 pub(crate) fn run(cmd: AuditCommand, args: &GlobalArgs) -> anyhow::Result<ExitCode> {
     match cmd {
+        AuditCommand::Verify { path: None }
+            if args.settings.audit_sink == AuditSinkKind::Database =>
+        {
+            verify_table(args)
+        }
         AuditCommand::Verify { path } => {
             let log = path.unwrap_or_else(|| args.settings.audit_log());
-            // Anything short of a verified chain is exit 3: a log that
-            // cannot be read or checked is not provably intact.
-            let not_intact = |why: String| -> anyhow::Result<ExitCode> {
-                if args.json {
-                    print_json(&serde_json::json!({
-                        "log": log.display().to_string(),
-                        "intact": false,
-                        "problem": why,
-                    }))?;
-                } else {
-                    println!("{}: NOT intact: {why}", log.display());
-                }
-                Ok(ExitCode::from(exit::PROBLEMS_FOUND))
-            };
-            let key = match args.settings.audit_key_for_reading() {
+            let shown = log.display().to_string();
+            let not_intact = |why: String| not_intact(args, ("log", &shown), &shown, &why);
+            let key = match audit_key(args) {
                 Ok(key) => key,
-                Err(e) => {
-                    return not_intact(format!(
-                        "the audit key cannot be read ({e}), so the chain cannot be checked"
-                    ));
-                }
+                Err(why) => return not_intact(why),
             };
             let anchor = args.settings.audit_anchor();
             let report = match atom_audit::verify_anchored(&log, &key, Some(&anchor)) {
@@ -125,6 +117,77 @@ pub(crate) fn run(cmd: AuditCommand, args: &GlobalArgs) -> anyhow::Result<ExitCo
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Reports a trail that cannot be shown intact: exit 3, since a trail
+/// that cannot be read or checked is not provably intact. `what` names it
+/// in JSON (`log` or `database`), `shown` in text.
+fn not_intact(
+    args: &GlobalArgs,
+    what: (&str, &str),
+    shown: &str,
+    why: &str,
+) -> anyhow::Result<ExitCode> {
+    if args.json {
+        let mut document = serde_json::json!({"intact": false, "problem": why});
+        document[what.0] = Value::from(what.1);
+        print_json(&document)?;
+    } else {
+        println!("{shown}: NOT intact: {why}");
+    }
+    Ok(ExitCode::from(exit::PROBLEMS_FOUND))
+}
+
+/// The audit key to check a trail with, or why there is none.
+fn audit_key(args: &GlobalArgs) -> Result<atom_crypto::Key, String> {
+    args.settings
+        .audit_key_for_reading()
+        .map_err(|e| format!("the audit key cannot be read ({e}), so the chain cannot be checked"))
+}
+
+/// `atom audit verify` of the trail in the credential database.
+fn verify_table(args: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let database = atom_credentials::redact_url(&args.settings.database_url());
+    let shown = format!("audit trail in {database}");
+    let not_intact = |why: String| not_intact(args, ("database", &database), &shown, &why);
+    let key = match audit_key(args) {
+        Ok(key) => key,
+        Err(why) => return not_intact(why),
+    };
+    let config = args.settings.store_config()?;
+    let checked = tokio::runtime::Runtime::new()
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?
+        .block_on(atom_credentials::verify_audit_table(&config, &key));
+    let (report, head) = match checked {
+        Ok(checked) => checked,
+        Err(e) => return not_intact(e.to_string()),
+    };
+    if args.json {
+        print_json(&serde_json::json!({
+            "database": database,
+            "intact": report.is_intact(),
+            "records": report.records,
+            "events": report.events,
+            "head": {"next_seq": head.next_seq(), "last_mac": head.last_mac_hex()},
+            "problem": report.problem.as_ref().map(ToString::to_string),
+        }))?;
+    } else {
+        match &report.problem {
+            None => println!(
+                "audit trail in {database}: intact: {} records; the end is the stored head ({head})",
+                report.records
+            ),
+            Some(problem) => println!(
+                "audit trail in {database}: NOT intact: {problem} ({} records before it are in order)",
+                report.records
+            ),
+        }
+    }
+    Ok(if report.is_intact() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(exit::PROBLEMS_FOUND)
+    })
 }
 
 /// Whether a log line is a checkpoint record (not an event).

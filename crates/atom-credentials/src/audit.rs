@@ -1,28 +1,71 @@
 //! The store's side of auditing: atom-audit's [`Auditor`] (which holds the
 //! sink, its clock, the actor and the failure mode), with errors mapped to
 //! [`CredentialError::AuditFailed`], plus the clock rows are stamped with.
+//!
+//! When the auditor's sinks include the audit table of the store's own
+//! database ([`DatabaseAuditSink`]), an event recorded during a write
+//! transaction is appended in that transaction ([`StoreAudit::record_on`]),
+//! and the other sinks get it beside: the change and its record commit
+//! together. On SQLite this is also what keeps a writer from waiting on
+//! itself: the table's group commit needs the write lock the writer holds.
 
 use std::sync::Arc;
 
-use atom_audit::{Action, AuditClock, Auditor, Outcome};
+use atom_audit::{Action, AuditClock, AuditEvent, Auditor, Outcome};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction};
 
+use crate::audit_table::DatabaseAuditSink;
 use crate::error::CredentialError;
+use crate::url::DatabaseUrl;
+
+/// A connection events may be recorded through: a write transaction (the
+/// event joins it when the audit table is in that database) or the pool.
+pub(crate) trait WriteScope: ConnectionTrait + Sync {
+    /// The transaction, if this is one.
+    fn transaction(&self) -> Option<&DatabaseTransaction>;
+}
+
+impl WriteScope for DatabaseTransaction {
+    fn transaction(&self) -> Option<&DatabaseTransaction> {
+        Some(self)
+    }
+}
+
+impl WriteScope for DatabaseConnection {
+    fn transaction(&self) -> Option<&DatabaseTransaction> {
+        None
+    }
+}
 
 /// Records the store's events; fail-closed unless the auditor was
 /// explicitly configured fail-open.
 #[derive(Clone)]
 pub(crate) struct StoreAudit {
     auditor: Auditor,
+    /// The auditor's audit table, when it is in the store's database.
+    ledger: Option<DatabaseAuditSink>,
     /// Stamps `created_at`/`updated_at` (injected in tests).
     clock: Arc<dyn AuditClock>,
 }
 
 impl StoreAudit {
-    pub(crate) fn new(auditor: Auditor) -> StoreAudit {
+    /// Records through `auditor` for a store on `database`.
+    pub(crate) fn new(auditor: Auditor, database: &DatabaseUrl) -> StoreAudit {
+        let ledger = auditor
+            .ledger()
+            .and_then(|l| l.as_any().downcast_ref::<DatabaseAuditSink>())
+            .filter(|sink| sink.is_in(database))
+            .cloned();
         StoreAudit {
             auditor,
+            ledger,
             clock: Arc::new(atom_crypto::SystemClock),
         }
+    }
+
+    /// The audit table in the store's database, if events go there.
+    pub(crate) fn ledger(&self) -> Option<&DatabaseAuditSink> {
+        self.ledger.as_ref()
     }
 
     pub(crate) fn with_clock(mut self, clock: Arc<dyn AuditClock>) -> StoreAudit {
@@ -60,6 +103,51 @@ impl StoreAudit {
     ) -> Result<(), CredentialError> {
         let event = self.auditor.event(action).with_outcome(outcome);
         self.record_event(event).await
+    }
+
+    /// Records `action` (with `outcome`, or its usual one) through `conn`:
+    /// appended in the transaction when `conn` is one on the audit table's
+    /// database (`same_database`), the other sinks beside; through every
+    /// sink otherwise. An error means the event is not recorded (and the
+    /// caller rolls back).
+    pub(crate) async fn record_on(
+        &self,
+        conn: &impl WriteScope,
+        same_database: bool,
+        action: Action,
+        outcome: Option<Outcome>,
+    ) -> Result<(), CredentialError> {
+        let event = self.auditor.event(action);
+        let event = match outcome {
+            Some(outcome) => event.with_outcome(outcome),
+            None => event,
+        };
+        match (&self.ledger, conn.transaction()) {
+            (Some(ledger), Some(txn)) if same_database => self.append_in(ledger, txn, event).await,
+            _ => self.record_event(event).await,
+        }
+    }
+
+    /// Appends `event` in `txn`, then gives it to the other sinks.
+    async fn append_in(
+        &self,
+        ledger: &DatabaseAuditSink,
+        txn: &DatabaseTransaction,
+        event: AuditEvent,
+    ) -> Result<(), CredentialError> {
+        let name = event.name();
+        if let Err(e) = ledger.append_in(txn, &[&event]).await {
+            metrics::counter!("atom_audit_records_total", "result" => "failed").increment(1);
+            tracing::error!(event = name, error = %e, "audit event not appended; credential operation refused");
+            return Err(e);
+        }
+        self.auditor
+            .record_event_beside_ledger(event)
+            .await
+            .map_err(|e| {
+                tracing::error!(event = name, error = %e, "audit event not recorded; credential operation refused");
+                CredentialError::AuditFailed(e)
+            })
     }
 
     async fn record_event(&self, event: atom_audit::AuditEvent) -> Result<(), CredentialError> {

@@ -10,9 +10,10 @@
 //!   re-seals that user's values ([`CredentialStore::rotate_user_key`]).
 
 use atom_audit::{Action, Outcome, Subject};
-use atom_crypto::{Context, ExposeSecret as _, KeyId, Keyring, OpenFailure, SecretString};
+use atom_crypto::{Context, DataKey, ExposeSecret as _, KeyId, Keyring, OpenFailure, SecretString};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend};
 
+use crate::audit::WriteScope;
 use crate::error::CredentialError;
 use crate::keystore::{DataKeyProgress, rotate::DATA_KEYS_SCOPE};
 use crate::provider::Provider;
@@ -251,12 +252,11 @@ impl CredentialStore {
         if self.keystore.shared {
             let count = self.keystore.destroy(txn, user.as_str(), None).await?;
             if count > 0 {
-                self.audit
-                    .record(Action::DataKeyDestroyed {
-                        user: user.to_string(),
-                        count,
-                    })
-                    .await?;
+                let destroyed = Action::DataKeyDestroyed {
+                    user: user.to_string(),
+                    count,
+                };
+                self.record_in(txn, destroyed, None).await?;
             }
             return Ok(count);
         }
@@ -265,7 +265,10 @@ impl CredentialStore {
 
     /// Destroys `user`'s data keys in a key store of its own: counted,
     /// recorded, then deleted (a failed delete is recorded as such).
-    async fn destroy_data_keys_apart(&self, user: &UserId) -> Result<u64, CredentialError> {
+    pub(crate) async fn destroy_data_keys_apart(
+        &self,
+        user: &UserId,
+    ) -> Result<u64, CredentialError> {
         let _own = self.keystore.own_write_turn().await;
         let db = &self.keystore.db;
         let row = db
@@ -299,6 +302,32 @@ impl CredentialStore {
         }
     }
 
+    /// `user`'s data keys, and a new one made after them (step 1 of
+    /// [`CredentialStore::rotate_user_key`]), through `conn`.
+    async fn new_user_key(
+        &self,
+        conn: &impl WriteScope,
+        keyring: &Keyring,
+        user: &UserId,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(Vec<DataKey>, DataKey), CredentialError> {
+        let old = self
+            .keystore
+            .all_of(conn, keyring, &self.audit, user.as_str())
+            .await?;
+        let seq = old.iter().map(|(_, s)| *s).max().map_or(0, |s| s + 1);
+        let new = self
+            .keystore
+            .create(conn, keyring, &self.audit, user.as_str(), seq, now)
+            .await?
+            .ok_or_else(|| CredentialError::Conflict {
+                message: format!(
+                    "the data key of user {user} was changed by another writer during the rotation; run the rotation again"
+                ),
+            })?;
+        Ok((old.into_iter().map(|(k, _)| k).collect(), new))
+    }
+
     /// Replaces `user`'s data key (for a suspected compromise of it): a new
     /// key is made, every credential of the user is re-sealed under it, and
     /// the old keys are destroyed. Audited as `data_key_created` and
@@ -315,35 +344,18 @@ impl CredentialStore {
         let now = self.audit.now();
         // 1. The new key, newest of the user's: every write from now on
         //    seals under it.
-        let (old, new) = {
+        let (old, new) = if self.keystore.shared && self.backend == crate::url::Backend::Sqlite {
+            // In a transaction of this store's turn, so that the events
+            // join it (an audit table here needs that turn to record).
+            let _turn = self.sqlite_write_turn().await;
+            let txn = self.begin_write().await?;
+            let made = self.new_user_key(&txn, &keyring, user, now).await?;
+            txn.commit().await?;
+            made
+        } else {
             let _own = self.keystore.own_write_turn().await;
-            let _turn = if self.keystore.shared {
-                self.sqlite_write_turn().await
-            } else {
-                None
-            };
-            let old = self
-                .keystore
-                .all_of(&self.keystore.db, &keyring, &self.audit, user.as_str())
-                .await?;
-            let seq = old.iter().map(|(_, s)| *s).max().map_or(0, |s| s + 1);
-            let new = self
-                .keystore
-                .create(
-                    &self.keystore.db,
-                    &keyring,
-                    &self.audit,
-                    user.as_str(),
-                    seq,
-                    now,
-                )
+            self.new_user_key(&self.keystore.db, &keyring, user, now)
                 .await?
-                .ok_or_else(|| CredentialError::Conflict {
-                    message: format!(
-                        "the data key of user {user} was changed by another writer during the rotation; run the rotation again"
-                    ),
-                })?;
-            (old.into_iter().map(|(k, _)| k).collect::<Vec<_>>(), new)
         };
         let mut resealed = 0;
         let destroyed;
@@ -362,7 +374,7 @@ impl CredentialStore {
                     user: user.to_string(),
                     count: destroyed,
                 };
-                if let Err(e) = self.audit.record(gone).await {
+                if let Err(e) = self.record_in(&txn, gone, None).await {
                     if let Err(rollback) = txn.rollback().await {
                         tracing::warn!(error = %CredentialError::from(rollback), "rollback after audit failure");
                     }

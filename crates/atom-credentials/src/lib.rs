@@ -17,6 +17,7 @@
 //! from atom-crypto's variables.
 
 mod audit;
+mod audit_table;
 mod config;
 mod connect;
 mod entity;
@@ -40,6 +41,7 @@ mod time;
 mod url;
 mod user_id;
 
+pub use audit_table::{DatabaseAuditSink, verify_audit_table};
 pub use config::{
     ENV_DATABASE_URL, ENV_DB_MAX_CONNECTIONS, ENV_ENVELOPE, ENV_KEYSTORE_URL,
     ENV_PLAINTEXT_TRANSITION, StoreConfig,

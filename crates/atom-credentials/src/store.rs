@@ -4,9 +4,12 @@
 //! Auditing order. A read records its event before the secret is returned.
 //! A write runs in a transaction and records its event after the statement
 //! and before the commit: if the event cannot be recorded, the transaction
-//! rolls back and nothing changes; if the commit fails after the event was
-//! recorded, a second event with outcome `failure` is attempted, so the
-//! trail never claims a change that did not happen without saying so.
+//! rolls back and nothing changes. With the audit table in the store's own
+//! database the event is appended in that transaction, so the change and
+//! its record commit together. With another sink (a file), if the commit
+//! fails after the event was recorded, a second event with outcome
+//! `failure` is attempted, so the trail never claims a change that did not
+//! happen without saying so.
 
 use std::fmt;
 use std::num::NonZeroU32;
@@ -23,6 +26,7 @@ use sea_orm::{
 };
 
 use crate::audit::StoreAudit;
+use crate::audit_table::DatabaseAuditSink;
 use crate::config::StoreConfig;
 use crate::entity::{self, ARCHIVE_TABLE};
 use crate::error::CredentialError;
@@ -32,7 +36,7 @@ use crate::migration::{self, MigrationReport};
 use crate::provider::Provider;
 use crate::reveal::{conceal, reveal};
 use crate::time::{db_now, from_db};
-use crate::url::Backend;
+use crate::url::{Backend, DatabaseUrl};
 use crate::user_id::UserId;
 
 /// Per-user credentials in `user_credentials`, sealed under the context
@@ -42,6 +46,8 @@ use crate::user_id::UserId;
 pub struct CredentialStore {
     pub(crate) db: DatabaseConnection,
     pub(crate) backend: Backend,
+    /// Where `db` is (to recognize an audit table in the same database).
+    pub(crate) database_url: DatabaseUrl,
     pub(crate) protection: Protection,
     pub(crate) plaintext_transition: bool,
     pub(crate) audit: StoreAudit,
@@ -52,7 +58,8 @@ pub struct CredentialStore {
     /// after it is freed: under concurrent writes that made the tail (a PUT
     /// p99 of tens of ms). Queueing this store's writers here, first come
     /// first served, hands the lock over at once. Other processes still
-    /// meet the busy timeout.
+    /// meet the busy timeout. Shared with the audit table's group commit
+    /// when that is in this database.
     pub(crate) sqlite_writer: Arc<tokio::sync::Mutex<()>>,
     /// The users' data keys (envelope encryption).
     pub(crate) keystore: KeyStore,
@@ -188,7 +195,10 @@ impl CredentialStore {
         protection: Protection,
         auditor: Auditor,
     ) -> CredentialStore {
-        let sqlite_writer: Arc<tokio::sync::Mutex<()>> = Arc::default();
+        let audit = StoreAudit::new(auditor, &config.database_url);
+        let sqlite_writer = audit
+            .ledger()
+            .map_or_else(Arc::default, DatabaseAuditSink::sqlite_writer);
         let keystore = match (keystore_db, &config.keystore_url) {
             (Some(keystore_db), Some(url)) => KeyStore::new(
                 keystore_db,
@@ -208,9 +218,10 @@ impl CredentialStore {
         CredentialStore {
             db,
             backend: config.database_url.backend(),
+            database_url: config.database_url.clone(),
             protection,
             plaintext_transition: config.plaintext_transition,
-            audit: StoreAudit::new(auditor),
+            audit,
             sqlite_writer,
             keystore,
             envelope: config.envelope,
@@ -227,7 +238,7 @@ impl CredentialStore {
     /// The same store recording through `auditor` (e.g. one acting as
     /// another actor: `auditor.acting_as(actor)`).
     pub fn with_auditor(mut self, auditor: Auditor) -> CredentialStore {
-        self.audit = StoreAudit::new(auditor).with_clock_of(&self.audit);
+        self.audit = StoreAudit::new(auditor, &self.database_url).with_clock_of(&self.audit);
         self
     }
 
@@ -482,12 +493,21 @@ impl CredentialStore {
     /// `user_credentials_erased`.
     pub async fn erase_user(&self, user: &UserId) -> Result<ErasureReport, CredentialError> {
         use entity::Column as C;
+        // Crypto-shredding: the user's data keys go first: in this
+        // transaction when the key store shares the database, before it
+        // (and before this store's write turn) otherwise.
+        let destroyed_apart = match self.keystore.shared {
+            true => None,
+            false => Some(self.destroy_data_keys_apart(user).await?),
+        };
         let _turn = self.sqlite_write_turn().await;
         let txn = self.begin_write().await?;
-        // Crypto-shredding: the user's data keys go first (in this
-        // transaction when the key store shares the database).
-        let data_keys_destroyed = match self.destroy_data_keys(&txn, user).await {
-            Ok(n) => n,
+        let destroyed_here = match destroyed_apart {
+            Some(_) => Ok(0),
+            None => self.destroy_data_keys(&txn, user).await,
+        };
+        let data_keys_destroyed = match destroyed_here {
+            Ok(n) => n + destroyed_apart.unwrap_or(0),
             Err(e) => {
                 if let Err(rollback) = txn.rollback().await {
                     tracing::warn!(error = %CredentialError::from(rollback), "rollback after a failed key destruction");
@@ -578,7 +598,7 @@ impl CredentialStore {
         action: Action,
         outcome: Outcome,
     ) -> Result<(), CredentialError> {
-        if let Err(e) = self.audit.record_outcome(action.clone(), outcome).await {
+        if let Err(e) = self.record_in(&txn, action.clone(), Some(outcome)).await {
             if let Err(rollback) = txn.rollback().await {
                 tracing::warn!(error = %CredentialError::from(rollback), "rollback after audit failure");
             }
@@ -586,12 +606,27 @@ impl CredentialStore {
         }
         if let Err(e) = txn.commit().await {
             let e = CredentialError::from(e);
-            if let Err(audit) = self.audit.record_outcome(action, Outcome::Failure).await {
+            // With the event in the transaction, nothing claims the change.
+            if self.audit.ledger().is_none()
+                && let Err(audit) = self.audit.record_outcome(action, Outcome::Failure).await
+            {
                 tracing::error!(error = %audit, "could not record that a commit failed");
             }
             return Err(e);
         }
         Ok(())
+    }
+
+    /// Records `action` during the write transaction `txn` (in it when the
+    /// audit table is in this database). An error means it is not
+    /// recorded: the caller returns it, and dropping `txn` rolls it back.
+    pub(crate) async fn record_in(
+        &self,
+        txn: &DatabaseTransaction,
+        action: Action,
+        outcome: Option<Outcome>,
+    ) -> Result<(), CredentialError> {
+        self.audit.record_on(txn, true, action, outcome).await
     }
 }
 

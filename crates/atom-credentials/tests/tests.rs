@@ -18,6 +18,8 @@ mod sqlite {
     const KIND: crate::common::Kind = crate::common::Kind::Sqlite;
     #[path = "adoption.rs"]
     mod adoption;
+    #[path = "audit_table.rs"]
+    mod audit_table;
     #[path = "concurrency.rs"]
     mod concurrency;
     #[path = "envelope.rs"]
@@ -35,6 +37,8 @@ mod postgres {
     const KIND: crate::common::Kind = crate::common::Kind::Postgres;
     #[path = "adoption.rs"]
     mod adoption;
+    #[path = "audit_table.rs"]
+    mod audit_table;
     #[path = "concurrency.rs"]
     mod concurrency;
     #[path = "envelope.rs"]
@@ -52,6 +56,8 @@ mod mariadb {
     const KIND: crate::common::Kind = crate::common::Kind::MySql;
     #[path = "adoption.rs"]
     mod adoption;
+    #[path = "audit_table.rs"]
+    mod audit_table;
     #[path = "concurrency.rs"]
     mod concurrency;
     #[path = "envelope.rs"]

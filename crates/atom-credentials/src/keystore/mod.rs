@@ -24,7 +24,7 @@ use atom_audit::{Action, Outcome};
 use atom_crypto::{CryptoError, DataKey, KeyId, Keyring};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, QueryResult, Value};
 
-use crate::audit::StoreAudit;
+use crate::audit::{StoreAudit, WriteScope};
 use crate::error::CredentialError;
 use crate::sql::statement;
 use crate::time::db_now;
@@ -124,6 +124,7 @@ impl KeyStore {
     /// unwrapped now and audited as the first unwrap in this process.
     async fn unwrap(
         &self,
+        conn: &impl WriteScope,
         keyring: &Keyring,
         audit: &StoreAudit,
         user: &str,
@@ -142,13 +143,12 @@ impl KeyStore {
                 reason: atom_crypto::OpenFailure::of(&source),
                 message: unwrap_problem(keyring, kek_id, &source),
             })?;
-        audit
-            .record(Action::DataKeyUnwrapped {
-                user: user.to_owned(),
-                key_id: id,
-                kek_id,
-            })
-            .await?;
+        let unwrapped = Action::DataKeyUnwrapped {
+            user: user.to_owned(),
+            key_id: id,
+            kek_id,
+        };
+        audit.record_on(conn, self.shared, unwrapped, None).await?;
         self.remember(user, &key);
         Ok(key)
     }
@@ -165,7 +165,9 @@ impl KeyStore {
             None => Ok(None),
             Some(row) => {
                 let stored = StoredKey::from_row(row)?;
-                Ok(Some(self.unwrap(keyring, audit, user, &stored).await?))
+                Ok(Some(
+                    self.unwrap(&self.db, keyring, audit, user, &stored).await?,
+                ))
             }
         }
     }
@@ -229,7 +231,7 @@ impl KeyStore {
     /// write's insert; the caller makes it outside and tries again.
     pub(crate) async fn for_write(
         &self,
-        conn: &impl ConnectionTrait,
+        conn: &impl WriteScope,
         keyring: &Keyring,
         audit: &StoreAudit,
         user: &str,
@@ -251,7 +253,7 @@ impl KeyStore {
         );
         if let Some(row) = conn.query_one_raw(newest.clone()).await? {
             let stored = StoredKey::from_row(&row)?;
-            return self.unwrap(keyring, audit, user, &stored).await;
+            return self.unwrap(conn, keyring, audit, user, &stored).await;
         }
         if !may_create {
             return Err(CredentialError::Conflict {
@@ -266,7 +268,7 @@ impl KeyStore {
         match conn.query_one_raw(newest).await? {
             Some(row) => {
                 let stored = StoredKey::from_row(&row)?;
-                self.unwrap(keyring, audit, user, &stored).await
+                self.unwrap(conn, keyring, audit, user, &stored).await
             }
             None => Err(CredentialError::Conflict {
                 message: format!(
@@ -297,7 +299,7 @@ impl KeyStore {
     /// stored, and the caller reads theirs.
     pub(crate) async fn create(
         &self,
-        conn: &impl ConnectionTrait,
+        conn: &impl WriteScope,
         keyring: &Keyring,
         audit: &StoreAudit,
         user: &str,
@@ -315,7 +317,9 @@ impl KeyStore {
             key_id: key.id(),
             kek_id: keyring.primary_id(),
         };
-        audit.record(action.clone()).await?;
+        audit
+            .record_on(conn, self.shared, action.clone(), None)
+            .await?;
         let wrapped = keyring.wrap_data_key(user, &key);
         let backend = conn.get_database_backend();
         let (insert, skip) = match backend {
@@ -345,13 +349,22 @@ impl KeyStore {
             }
             Ok(_) => {
                 // Lost the race: this key was never stored.
-                if let Err(audit_error) = audit.record_outcome(action, Outcome::Failure).await {
+                if let Err(audit_error) = audit
+                    .record_on(conn, self.shared, action, Some(Outcome::Failure))
+                    .await
+                {
                     tracing::error!(error = %audit_error, "could not record that a data key was not stored");
                 }
                 Ok(None)
             }
             Err(e) => {
-                if let Err(audit_error) = audit.record_outcome(action, Outcome::Failure).await {
+                // A failed statement may have ended the caller's transaction
+                // (PostgreSQL): that failure record is then the last thing
+                // tried, and it goes with it.
+                if let Err(audit_error) = audit
+                    .record_on(conn, self.shared, action, Some(Outcome::Failure))
+                    .await
+                {
                     tracing::error!(error = %audit_error, "could not record that a data key was not stored");
                 }
                 Err(e.into())
@@ -362,7 +375,7 @@ impl KeyStore {
     /// Every data key of `user`, unwrapped (for re-sealing their values).
     pub(crate) async fn all_of(
         &self,
-        conn: &impl ConnectionTrait,
+        conn: &impl WriteScope,
         keyring: &Keyring,
         audit: &StoreAudit,
         user: &str,
@@ -380,7 +393,7 @@ impl KeyStore {
         for row in &rows {
             let seq: i64 = row.try_get("", "seq")?;
             let stored = StoredKey::from_row(row)?;
-            keys.push((self.unwrap(keyring, audit, user, &stored).await?, seq));
+            keys.push((self.unwrap(conn, keyring, audit, user, &stored).await?, seq));
         }
         Ok(keys)
     }

@@ -343,14 +343,21 @@ impl KeyStore {
             done: done_before + done,
             total: None,
         };
-        if let Err(e) = audit.record(progressed.clone()).await {
+        if let Err(e) = audit
+            .record_on(&txn, self.shared, progressed.clone(), None)
+            .await
+        {
             if let Err(rollback) = txn.rollback().await {
                 tracing::warn!(error = %CredentialError::from(rollback), "rollback after audit failure");
             }
             return Err(e);
         }
         if let Err(e) = txn.commit().await {
-            if let Err(audit_error) = audit.record_outcome(progressed, Outcome::Failure).await {
+            // An event appended in the transaction went with it.
+            let in_transaction = self.shared && audit.ledger().is_some();
+            if !in_transaction
+                && let Err(audit_error) = audit.record_outcome(progressed, Outcome::Failure).await
+            {
                 tracing::error!(error = %audit_error, "could not record that a commit failed");
             }
             return Err(e.into());

@@ -8,7 +8,9 @@
 //! 3. add and fill `key_id` on a table made by the Python original;
 //! 4. adopt such a table: archive incomplete and duplicate rows (the newest
 //!    row of a (user_id, provider) stays), then add the unique index;
-//! 5. add `data_key_id` for enveloped rows.
+//! 5. add `data_key_id` for enveloped rows;
+//! 6. create the audit trail's tables, `audit_events` and
+//!    `audit_chain_head` (see `crate::audit_table`).
 //!
 //! The key store (`atom_user_keys`) has migrations of its own
 //! (`crate::keystore::migration`), recorded in `atom_keystore_migrations`,
@@ -19,6 +21,7 @@ mod m20260101_000002_create_archive;
 mod m20260101_000003_add_key_id;
 mod m20260101_000004_unique_user_provider;
 mod m20260101_000005_add_data_key_id;
+mod m20260101_000006_create_audit_events;
 mod report;
 
 use std::num::NonZeroU32;
@@ -44,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20260101_000003_add_key_id::Migration),
             Box::new(m20260101_000004_unique_user_provider::Migration),
             Box::new(m20260101_000005_add_data_key_id::Migration),
+            Box::new(m20260101_000006_create_audit_events::Migration),
         ]
     }
 

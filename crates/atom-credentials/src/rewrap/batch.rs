@@ -223,7 +223,7 @@ impl CredentialStore {
                 key_id: *key_id,
                 reason: failure.reason,
             };
-            if let Err(e) = self.audit.record(event).await {
+            if let Err(e) = self.record_in(&txn, event, None).await {
                 if let Err(rollback) = txn.rollback().await {
                     tracing::warn!(error = %CredentialError::from(rollback), "rollback after audit failure");
                 }
@@ -281,12 +281,23 @@ impl CredentialStore {
         // locks across users). A data key made for a row whose user is
         // erased meanwhile is harmless: it seals nothing, and the next
         // erasure of that user destroys it.
+        if self.keystore.shared && self.backend == crate::url::Backend::Sqlite {
+            // SQLite has one writer anyway: the keys are made in one
+            // transaction of this store's turn, which their events join
+            // (an audit table here needs that turn to record).
+            let _turn = self.sqlite_write_turn().await;
+            let txn = self.begin_write().await?;
+            for user in users {
+                let key = self
+                    .keystore
+                    .for_write(&txn, keyring, &self.audit, user, now, true)
+                    .await?;
+                keys.insert(user.to_owned(), key);
+            }
+            txn.commit().await?;
+            return Ok(keys);
+        }
         let _own = self.keystore.own_write_turn().await;
-        let _turn = if self.keystore.shared {
-            self.sqlite_write_turn().await
-        } else {
-            None
-        };
         for user in users {
             let key = self
                 .keystore
