@@ -297,19 +297,17 @@ impl Drop for ServerProcess {
 }
 
 /// Starts the release `atom-server` in `dir` on `database_url`, with the
-/// default audit (a file log, fsync per record) and JWT secret `jwt_secret`.
-pub fn start_atom_server(
+/// variables `env` (keys, JWT secret, audit sink).
+pub fn start_atom_server<'a>(
     binary: &Path,
     dir: &Path,
     database_url: &str,
-    encryption_key: &str,
-    jwt_secret: &str,
+    env: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) -> Result<ServerProcess> {
     let mut child = Command::new(binary)
         .current_dir(dir)
         .args(["--bind", "127.0.0.1:0"])
-        .env("ENCRYPTION_KEY", encryption_key)
-        .env("ATOM_JWT_SECRET", jwt_secret)
+        .envs(env)
         .env("DATABASE_URL", database_url)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())

@@ -25,7 +25,8 @@ pub(crate) enum AuditCommand {
         /// The log (default: --audit-log).
         path: Option<PathBuf>,
     },
-    /// Print the last events of the log.
+    /// Print the last events of the log (with --audit-sink database, of
+    /// the table in --database-url).
     Tail {
         /// The log (default: --audit-log).
         path: Option<PathBuf>,
@@ -85,6 +86,22 @@ pub(crate) fn run(cmd: AuditCommand, args: &GlobalArgs) -> anyhow::Result<ExitCo
             })
         }
         AuditCommand::Tail {
+            path: None,
+            lines,
+            checkpoints: _,
+        } if args.settings.audit_sink == AuditSinkKind::Database => {
+            let config = args.settings.store_config()?;
+            let records = block_on(atom_credentials::audit_table_tail(&config, lines as u64))?
+                .with_context(|| {
+                    format!(
+                        "cannot read the audit trail in {}",
+                        atom_credentials::redact_url(&args.settings.database_url())
+                    )
+                })?;
+            print_records(args, records);
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Tail {
             path,
             lines,
             checkpoints,
@@ -107,14 +124,26 @@ pub(crate) fn run(cmd: AuditCommand, args: &GlobalArgs) -> anyhow::Result<ExitCo
                 }
                 last.push_back(line);
             }
-            for line in last {
-                if args.json {
-                    println!("{line}");
-                } else {
-                    println!("{}", describe(&line));
-                }
-            }
+            print_records(args, last);
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Runs `work` on a runtime of its own (the file commands need none).
+fn block_on<T>(work: impl std::future::Future<Output = T>) -> anyhow::Result<T> {
+    Ok(tokio::runtime::Runtime::new()
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?
+        .block_on(work))
+}
+
+/// Prints records: as they are with `--json`, else one line for people each.
+fn print_records(args: &GlobalArgs, records: impl IntoIterator<Item = String>) {
+    for line in records {
+        if args.json {
+            println!("{line}");
+        } else {
+            println!("{}", describe(&line));
         }
     }
 }
@@ -155,9 +184,7 @@ fn verify_table(args: &GlobalArgs) -> anyhow::Result<ExitCode> {
         Err(why) => return not_intact(why),
     };
     let config = args.settings.store_config()?;
-    let checked = tokio::runtime::Runtime::new()
-        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?
-        .block_on(atom_credentials::verify_audit_table(&config, &key));
+    let checked = block_on(atom_credentials::verify_audit_table(&config, &key))?;
     let (report, head) = match checked {
         Ok(checked) => checked,
         Err(e) => return not_intact(e.to_string()),

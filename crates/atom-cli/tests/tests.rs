@@ -9,6 +9,7 @@ mod common;
 #[path = "../../atom-rotation/tests/common.rs"]
 #[macro_use]
 mod rotation_common;
+mod audit_table;
 mod bad_input;
 mod envelope;
 mod key;

@@ -387,3 +387,29 @@ async fn verify_in(
     txn.commit().await?;
     Ok((verifier.finish(), head))
 }
+
+/// The last `n` records of the trail in the database at
+/// `config.database_url`, oldest first: their text, a line of the file
+/// log each. Changes nothing and runs no migration.
+pub async fn audit_table_tail(
+    config: &StoreConfig,
+    n: u64,
+) -> Result<Vec<String>, CredentialError> {
+    let mut config = config.clone();
+    config.database_url = config.database_url.without_create();
+    let db = crate::connect::connect(&config.with_max_connections(NonZeroU32::MIN)).await?;
+    let rows = db
+        .query_all_raw(statement(
+            db.get_database_backend(),
+            &format!("SELECT record FROM {EVENTS_TABLE} ORDER BY seq DESC LIMIT {n}"),
+            vec![],
+        ))
+        .await;
+    db.close().await?;
+    let mut records = rows?
+        .iter()
+        .map(|row| row.try_get::<String>("", "record"))
+        .collect::<Result<Vec<_>, _>>()?;
+    records.reverse();
+    Ok(records)
+}

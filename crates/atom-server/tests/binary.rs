@@ -1,58 +1,22 @@
 //! The built binary: starts on the SQLite default in an empty folder,
 //! answers, and stops cleanly on SIGTERM with its audit log anchored.
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+
+use crate::common::{spawn_binary, terminate};
 
 #[test]
 fn starts_on_the_defaults_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let key = atom_crypto::Key::generate().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_atom-server"))
-        .current_dir(dir.path())
-        .args(["--bind", "127.0.0.1:0"])
-        .env_clear()
-        .env("ENCRYPTION_KEY", key.expose_base64().as_str())
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let _ = tx.send(line.unwrap_or_default());
-        }
-    });
-    let started = Instant::now();
-    let addr = loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("server output");
-        if let Some(i) = line.find("address=") {
-            break line[i + "address=".len()..]
-                .split_whitespace()
-                .next()
-                .unwrap()
-                .to_owned();
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "server did not start"
-        );
-    };
+    let (child, addr, _log) = spawn_binary(
+        dir.path(),
+        &[("ENCRYPTION_KEY", key.expose_base64().as_str())],
+    );
     let body = http_get(&addr, "/healthz");
     assert!(body.contains("\"status\":\"ok\""), "{body}");
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = child.wait().unwrap();
-    assert!(exit.success(), "exit after SIGTERM: {exit:?}");
+    terminate(child);
     // Everything a development run makes is in one folder, 0700, which
     // ignores itself in git; files are 0600.
     let dev = dir.path().join(".atom");

@@ -201,3 +201,76 @@ pub(crate) fn now() -> u64 {
 pub(crate) fn sqlite_url(dir: &Path) -> String {
     format!("sqlite://{}?mode=rwc", dir.join("atom.db").display())
 }
+
+/// The built `atom-server`, started in `dir` on 127.0.0.1:<free port> with
+/// only `env` (and `RUST_LOG=info`); returns it and the address it says
+/// it listens on. Its log keeps draining into the returned channel.
+pub(crate) fn spawn_binary(
+    dir: &Path,
+    env: &[(&str, &str)],
+) -> (
+    std::process::Child,
+    String,
+    std::sync::mpsc::Receiver<String>,
+) {
+    use std::process::{Command, Stdio};
+
+    let mut command = Command::new(env!("CARGO_BIN_EXE_atom-server"));
+    command
+        .current_dir(dir)
+        .args(["--bind", "127.0.0.1:0"])
+        .env_clear()
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().unwrap();
+    let (addr, rx) = listen_address(&mut child);
+    (child, addr, rx)
+}
+
+/// Reads a started server's log (its stderr, piped) until it says where it
+/// listens; returns that address and the rest of the log, which keeps
+/// draining into the channel so the server never blocks on its pipe.
+pub(crate) fn listen_address(
+    child: &mut std::process::Child,
+) -> (String, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead as _, BufReader};
+    use std::time::Duration;
+
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let _ = tx.send(line.unwrap_or_default());
+        }
+    });
+    let mut seen = Vec::new();
+    loop {
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) else {
+            panic!("the server did not start:\n{}", seen.join("\n"));
+        };
+        if let Some(i) = line.find("address=") {
+            let addr = line[i + "address=".len()..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_owned();
+            return (addr, rx);
+        }
+        seen.push(line);
+    }
+}
+
+/// Stops a spawned server with SIGTERM and checks that it exits cleanly.
+pub(crate) fn terminate(mut child: std::process::Child) {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "exit after SIGTERM: {exit:?}");
+}

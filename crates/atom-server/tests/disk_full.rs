@@ -6,7 +6,6 @@
 //! events must match the database exactly.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead as _, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -14,7 +13,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::JWT_SECRET;
+use crate::common::{JWT_SECRET, listen_address};
 
 struct Server {
     child: Child,
@@ -44,27 +43,7 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let _ = tx.send(line.unwrap_or_default());
-            }
-        });
-        let mut seen = Vec::new();
-        let addr = loop {
-            let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) else {
-                panic!("the server did not start:\n{}", seen.join("\n"));
-            };
-            if let Some(i) = line.find("address=") {
-                break line[i + "address=".len()..]
-                    .split_whitespace()
-                    .next()
-                    .unwrap()
-                    .to_owned();
-            }
-            seen.push(line);
-        };
+        let (addr, rx) = listen_address(&mut child);
         // Keep draining the log so the server never blocks on its pipe.
         std::thread::spawn(move || while rx.recv().is_ok() {});
         Server { child, addr }

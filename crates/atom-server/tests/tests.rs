@@ -11,4 +11,5 @@ mod hostile;
 mod identity;
 mod observability;
 mod outage;
+mod shared_trail;
 mod tls;
