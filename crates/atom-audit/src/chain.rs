@@ -14,6 +14,9 @@ use atom_crypto::{Key, KeyId, MacKey, TAG_LEN};
 use crate::event::AuditEvent;
 use crate::record::{self, CHAIN_PURPOSE, GENESIS, Tag};
 
+/// Domain label of a pending event's MAC.
+const PENDING_LABEL: &[u8] = b"atom-audit/v1/pending";
+
 /// The key records are chained under: derived from the audit key for the
 /// chain, as the file log's.
 #[derive(Clone)]
@@ -56,6 +59,41 @@ impl ChainKey {
                 last: tag,
             },
         )
+    }
+}
+
+/// An event stored before it is chained (e.g. in the transaction of the
+/// change it records, without waiting for the chain's lock): its JSON and
+/// a MAC over it under the chain key, so that a pending event cannot be
+/// forged or altered by someone without the audit key while it waits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingEvent {
+    /// The event as JSON.
+    pub json: String,
+    /// Lower-case hex of its MAC.
+    pub mac: String,
+}
+
+impl ChainKey {
+    /// Seals `event` for storage until it is chained.
+    pub fn pending(&self, event: &AuditEvent) -> PendingEvent {
+        // Invariant: events serialize to JSON (see record::encode).
+        let json = serde_json::to_string(event).unwrap_or_default();
+        let mac = record::hex(&self.mac.tag(&[PENDING_LABEL, json.as_bytes()]));
+        PendingEvent { json, mac }
+    }
+
+    /// The event of a stored pending event; `None` when it does not
+    /// authenticate under this key (forged or altered) or is not an event.
+    pub fn open_pending(&self, pending: &PendingEvent) -> Option<AuditEvent> {
+        let tag = record::unhex(pending.mac.as_bytes())?;
+        if !self
+            .mac
+            .verify(&[PENDING_LABEL, pending.json.as_bytes()], &tag)
+        {
+            return None;
+        }
+        serde_json::from_str(&pending.json).ok()
     }
 }
 

@@ -43,7 +43,7 @@ mod verify;
 
 pub use action::{Action, DenialReason};
 pub use auditor::{Auditor, ENV_AUDIT_FAIL_OPEN, FailureMode};
-pub use chain::{ChainHead, ChainKey, Ledger};
+pub use chain::{ChainHead, ChainKey, Ledger, PendingEvent};
 pub use clock::AuditClock;
 pub use error::AuditError;
 pub use event::{Actor, AuditEvent, Outcome, Subject};

@@ -156,3 +156,21 @@ fn a_head_must_be_well_formed() {
     let stored = ChainHead::from_parts(head.next_seq(), &head.last_mac_hex()).unwrap();
     assert_eq!(stored, head);
 }
+
+#[test]
+fn a_pending_event_opens_only_as_sealed_and_under_its_key() {
+    let key = ChainKey::new(&audit_key());
+    let pending = key.pending(&event(7));
+    assert_eq!(key.open_pending(&pending), Some(event(7)));
+    let altered = atom_audit::PendingEvent {
+        json: pending.json.replace("user-7", "user-8"),
+        mac: pending.mac.clone(),
+    };
+    assert_eq!(key.open_pending(&altered), None);
+    assert_eq!(ChainKey::new(&other_key()).open_pending(&pending), None);
+    let forged = atom_audit::PendingEvent {
+        json: pending.json.clone(),
+        mac: "0".repeat(64),
+    };
+    assert_eq!(key.open_pending(&forged), None);
+}

@@ -61,7 +61,7 @@ pub(crate) fn run(cmd: AuditCommand, args: &GlobalArgs) -> anyhow::Result<ExitCo
                     if source.kind() == std::io::ErrorKind::NotFound =>
                 {
                     return not_intact(format!(
-                        "{} does not exist (no checkpoint of it was found either; if it never existed, check the path and --audit-log)",
+                        "{} does not exist (no checkpoint of it was found either; if it never existed, check the path and --audit-log, or --audit-sink database when the trail is kept in the database)",
                         path.display()
                     ));
                 }
@@ -185,30 +185,24 @@ fn verify_table(args: &GlobalArgs) -> anyhow::Result<ExitCode> {
     };
     let config = args.settings.store_config()?;
     let checked = block_on(atom_credentials::verify_audit_table(&config, &key))?;
-    let (report, head) = match checked {
-        Ok(checked) => checked,
+    let report = match checked {
+        Ok(report) => report,
         Err(e) => return not_intact(e.to_string()),
     };
     if args.json {
         print_json(&serde_json::json!({
             "database": database,
             "intact": report.is_intact(),
-            "records": report.records,
-            "events": report.events,
-            "head": {"next_seq": head.next_seq(), "last_mac": head.last_mac_hex()},
-            "problem": report.problem.as_ref().map(ToString::to_string),
+            "records": report.chain.records,
+            "events": report.chain.events,
+            "pending": report.pending,
+            "head": {"next_seq": report.head.next_seq(), "last_mac": report.head.last_mac_hex()},
+            "problem": report.chain.problem.as_ref().map(ToString::to_string).or_else(|| {
+                report.forged_pending.map(|id| format!("pending event {id} does not authenticate under the audit key"))
+            }),
         }))?;
     } else {
-        match &report.problem {
-            None => println!(
-                "audit trail in {database}: intact: {} records; the end is the stored head ({head})",
-                report.records
-            ),
-            Some(problem) => println!(
-                "audit trail in {database}: NOT intact: {problem} ({} records before it are in order)",
-                report.records
-            ),
-        }
+        println!("audit trail in {database}: {report}");
     }
     Ok(if report.is_intact() {
         ExitCode::SUCCESS

@@ -9,12 +9,18 @@
 //! lock (SQLite's single writer does the same), so two processes can
 //! never give out one number twice or fork the chain.
 //!
-//! - A credential write appends its event in its own transaction
+//! - A credential write records its event in its own transaction
 //!   ([`DatabaseAuditSink::append_in`], through the store): the change and
-//!   its record commit together, or neither does.
+//!   its record commit together, or neither does. On SQLite, whose writers
+//!   take turns anyway, the event is chained right there. On PostgreSQL and
+//!   MySQL it goes to `audit_pending` under its MAC, without the head's
+//!   lock, so concurrent writes still commit in parallel; it is chained by
+//!   the next group commit (nudged after the write commits, and swept every
+//!   second), of this process or another.
 //! - Other events (reads, refusals, events of other crates) go to one task
-//!   per process that appends everything waiting in one transaction (group
-//!   commit): a read returns its token only once that commit is done.
+//!   per process that chains everything waiting, pending rows first, in one
+//!   transaction (group commit): a read returns its token only once that
+//!   commit is done.
 
 use std::any::Any;
 use std::num::NonZeroU32;
@@ -22,14 +28,15 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use atom_audit::{
-    AuditError, AuditEvent, AuditSink, ChainHead, ChainKey, Ledger, VerifyReport, verify_records,
+    AuditError, AuditEvent, AuditSink, ChainHead, ChainKey, Ledger, PendingEvent, VerifyReport,
+    verify_records,
 };
 use atom_crypto::Key;
 use sea_orm::{
     AccessMode, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend,
     IsolationLevel, SqliteTransactionMode, TransactionOptions, TransactionTrait, Value,
 };
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 
 use crate::config::StoreConfig;
 use crate::error::CredentialError;
@@ -40,6 +47,13 @@ use crate::url::{Backend, DatabaseUrl};
 pub(crate) const EVENTS_TABLE: &str = "audit_events";
 /// The chain's head: one row, id 1.
 pub(crate) const HEAD_TABLE: &str = "audit_chain_head";
+/// Events recorded in a change's transaction, waiting to be chained.
+pub(crate) const PENDING_TABLE: &str = "audit_pending";
+/// Most pending events one group commit chains.
+const MAX_PENDING: usize = 2000;
+/// How often the group-commit task looks for pending events when nothing
+/// else wakes it (a write whose nudge came before its commit).
+const SWEEP: std::time::Duration = std::time::Duration::from_secs(1);
 /// Most events one group commit appends.
 const MAX_GROUP: usize = 512;
 /// Events waiting for a group commit before `record` waits for room.
@@ -62,12 +76,14 @@ struct Inner {
     /// This process's SQLite writers take turns here (the store adopts
     /// it, see `CredentialStore::assemble`).
     sqlite_writer: Arc<Mutex<()>>,
-    queue: mpsc::Sender<Pending>,
+    queue: mpsc::Sender<Waiting>,
+    /// Wakes the group-commit task to chain pending events.
+    nudge: Arc<Notify>,
 }
 
-/// An event waiting for a group commit, and who waits for it.
-struct Pending {
-    event: AuditEvent,
+/// An event waiting for a group commit (none: a flush), and who waits.
+struct Waiting {
+    event: Option<AuditEvent>,
     done: oneshot::Sender<Result<(), String>>,
 }
 
@@ -108,13 +124,16 @@ impl DatabaseAuditSink {
         let head = read_head(&db).await?;
         let sqlite_writer: Arc<Mutex<()>> = Arc::default();
         let (queue, waiting) = mpsc::channel(QUEUE);
-        let backend = config.database_url.backend();
+        let nudge = Arc::new(Notify::new());
         tokio::spawn(commit_groups(
-            db.clone(),
-            backend,
-            chain.clone(),
-            Arc::clone(&sqlite_writer),
+            Appender {
+                db: db.clone(),
+                backend: config.database_url.backend(),
+                chain: chain.clone(),
+                sqlite_writer: Arc::clone(&sqlite_writer),
+            },
             waiting,
+            Arc::clone(&nudge),
         ));
         tracing::debug!(%head, "audit trail in the credentials database");
         Ok(DatabaseAuditSink {
@@ -124,6 +143,7 @@ impl DatabaseAuditSink {
                 chain,
                 sqlite_writer,
                 queue,
+                nudge,
             }),
         })
     }
@@ -143,15 +163,47 @@ impl DatabaseAuditSink {
         read_head(&self.inner.db).await
     }
 
-    /// Appends `events` in `txn`, a write transaction on this sink's
-    /// database: locks the head, seals the events after it, inserts them
-    /// and moves the head. They commit with `txn`, or not at all.
+    /// Records `events` in `txn`, a write transaction on this sink's
+    /// database: chained at once on SQLite, pending (under their MACs) on
+    /// the other backends. They commit with `txn`, or not at all; call
+    /// [`DatabaseAuditSink::nudge`] once it committed.
     pub(crate) async fn append_in(
         &self,
         txn: &DatabaseTransaction,
         events: &[&AuditEvent],
     ) -> Result<(), CredentialError> {
-        append(txn, &self.inner.chain, events).await
+        match txn.get_database_backend() {
+            DbBackend::Sqlite => chain_in(txn, &self.inner.chain, events, false).await,
+            _ => {
+                let pending = events.iter().map(|e| self.inner.chain.pending(e));
+                insert_pending(txn, pending).await?;
+                self.nudge();
+                Ok(())
+            }
+        }
+    }
+
+    /// Asks the group-commit task to chain pending events now.
+    pub(crate) fn nudge(&self) {
+        self.inner.nudge.notify_one();
+    }
+
+    async fn wait_for_group(&self, event: Option<AuditEvent>) -> Result<(), AuditError> {
+        let (done, committed) = oneshot::channel();
+        if self
+            .inner
+            .queue
+            .send(Waiting { event, done })
+            .await
+            .is_err()
+        {
+            return Err(self.failed("its group-commit task has stopped".to_owned()));
+        }
+        match committed.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => Err(self.failed(message)),
+            Err(_) => Err(self.failed("its group-commit task has stopped".to_owned())),
+        }
     }
 
     fn failed(&self, message: String) -> AuditError {
@@ -165,19 +217,12 @@ impl DatabaseAuditSink {
 #[async_trait]
 impl AuditSink for DatabaseAuditSink {
     async fn record(&self, event: &AuditEvent) -> Result<(), AuditError> {
-        let (done, committed) = oneshot::channel();
-        let pending = Pending {
-            event: event.clone(),
-            done,
-        };
-        if self.inner.queue.send(pending).await.is_err() {
-            return Err(self.failed("its group-commit task has stopped".to_owned()));
-        }
-        match committed.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(message)) => Err(self.failed(message)),
-            Err(_) => Err(self.failed("its group-commit task has stopped".to_owned())),
-        }
+        self.wait_for_group(Some(event.clone())).await
+    }
+
+    /// Chains every pending event now (before a shutdown, or a check).
+    async fn flush(&self) -> Result<(), AuditError> {
+        self.wait_for_group(None).await
     }
 
     async fn check(&self) -> Result<(), AuditError> {
@@ -203,55 +248,150 @@ impl Ledger for DatabaseAuditSink {
     }
 }
 
-/// The group-commit task: takes everything waiting (up to [`MAX_GROUP`]),
-/// appends it in one transaction and answers every waiter with the result.
-async fn commit_groups(
+/// What the group-commit task appends with.
+struct Appender {
     db: DatabaseConnection,
     backend: Backend,
     chain: ChainKey,
     sqlite_writer: Arc<Mutex<()>>,
-    mut waiting: mpsc::Receiver<Pending>,
+}
+
+impl Appender {
+    /// Chains the pending events and `events` in one transaction. Nothing
+    /// to do: no transaction.
+    async fn append(&self, events: &[&AuditEvent]) -> Result<(), CredentialError> {
+        let sqlite = self.backend == Backend::Sqlite;
+        if events.is_empty() && !has_pending(&self.db).await? {
+            return Ok(());
+        }
+        let _turn = match sqlite {
+            true => Some(self.sqlite_writer.lock().await),
+            false => None,
+        };
+        let mut options = TransactionOptions::default();
+        if sqlite {
+            options.sqlite_transaction_mode = Some(SqliteTransactionMode::Immediate);
+        }
+        let txn = self.db.begin_with_options(options).await?;
+        chain_in(&txn, &self.chain, events, true).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+}
+
+/// The group-commit task: takes everything waiting (up to [`MAX_GROUP`]),
+/// chains it after the pending events in one transaction and answers
+/// every waiter with the result. A nudge or the sweep chains pending
+/// events alone.
+async fn commit_groups(
+    appender: Appender,
+    mut waiting: mpsc::Receiver<Waiting>,
+    nudge: Arc<Notify>,
 ) {
     let mut group = Vec::with_capacity(MAX_GROUP);
-    while waiting.recv_many(&mut group, MAX_GROUP).await > 0 {
-        let events: Vec<&AuditEvent> = group.iter().map(|p| &p.event).collect();
-        let result = async {
-            let _turn = match backend {
-                Backend::Sqlite => Some(sqlite_writer.lock().await),
-                _ => None,
-            };
-            let mut options = TransactionOptions::default();
-            if backend == Backend::Sqlite {
-                options.sqlite_transaction_mode = Some(SqliteTransactionMode::Immediate);
+    loop {
+        tokio::select! {
+            received = waiting.recv_many(&mut group, MAX_GROUP) => {
+                if received == 0 {
+                    break;
+                }
             }
-            let txn = db.begin_with_options(options).await?;
-            append(&txn, &chain, &events).await?;
-            txn.commit().await?;
-            Ok::<_, CredentialError>(())
+            () = nudge.notified() => {}
+            () = tokio::time::sleep(SWEEP) => {}
         }
-        .await;
-        metrics::histogram!("atom_audit_group_commit_events").record(group.len() as f64);
+        let events: Vec<&AuditEvent> = group.iter().filter_map(|w| w.event.as_ref()).collect();
+        let result = appender.append(&events).await;
+        if !events.is_empty() {
+            metrics::histogram!("atom_audit_group_commit_events").record(events.len() as f64);
+        }
         let result = result.map_err(|e| e.to_string());
         if let Err(message) = &result {
-            tracing::error!(events = group.len(), error = %message, "audit group commit failed; its operations are refused");
+            tracing::error!(events = events.len(), error = %message, "audit group commit failed; its operations are refused");
         }
-        for pending in group.drain(..) {
+        for waiter in group.drain(..) {
             // A waiter that gave up (its request was cancelled) needs no
             // answer; its event is recorded all the same.
-            let _ = pending.done.send(result.clone());
+            let _ = waiter.done.send(result.clone());
         }
     }
 }
 
-/// Appends `events` after the head, in `txn` (see [`DatabaseAuditSink::append_in`]).
-async fn append(
+/// Whether any event waits in `audit_pending`.
+async fn has_pending(db: &impl ConnectionTrait) -> Result<bool, CredentialError> {
+    let row = db
+        .query_one_raw(statement(
+            db.get_database_backend(),
+            &format!("SELECT id FROM {PENDING_TABLE} ORDER BY id LIMIT 1"),
+            vec![],
+        ))
+        .await?;
+    Ok(row.is_some())
+}
+
+/// Inserts sealed pending events in `txn`.
+async fn insert_pending(
+    txn: &DatabaseTransaction,
+    pending: impl ExactSizeIterator<Item = PendingEvent>,
+) -> Result<(), CredentialError> {
+    let rows = vec!["(?, ?)"; pending.len()].join(", ");
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let values = pending
+        .flat_map(|p| [Value::from(p.json), Value::from(p.mac)])
+        .collect();
+    txn.execute_raw(statement(
+        txn.get_database_backend(),
+        &format!("INSERT INTO {PENDING_TABLE} (event, mac) VALUES {rows}"),
+        values,
+    ))
+    .await?;
+    Ok(())
+}
+
+/// The pending events to chain, oldest first: their ids and events. One
+/// that does not authenticate is left where it is (verify reports it).
+async fn take_pending(
+    txn: &DatabaseTransaction,
+    chain: &ChainKey,
+) -> Result<(Vec<i64>, Vec<AuditEvent>), CredentialError> {
+    let rows = txn
+        .query_all_raw(statement(
+            txn.get_database_backend(),
+            &format!("SELECT id, event, mac FROM {PENDING_TABLE} ORDER BY id LIMIT {MAX_PENDING}"),
+            vec![],
+        ))
+        .await?;
+    let (mut ids, mut events) = (Vec::new(), Vec::new());
+    for row in rows {
+        let id: i64 = row.try_get("", "id")?;
+        let pending = PendingEvent {
+            json: row.try_get("", "event")?,
+            mac: row.try_get("", "mac")?,
+        };
+        match chain.open_pending(&pending) {
+            Some(event) => {
+                ids.push(id);
+                events.push(event);
+            }
+            None => tracing::error!(
+                id,
+                "a pending audit event in {PENDING_TABLE} does not authenticate under the audit key; it is left unchained for verify to report"
+            ),
+        }
+    }
+    Ok((ids, events))
+}
+
+/// Chains `events` after the head, in `txn`: locks the head, takes the
+/// pending events first when `with_pending`, inserts the records, removes
+/// the pending rows chained and moves the head.
+async fn chain_in(
     txn: &DatabaseTransaction,
     chain: &ChainKey,
     events: &[&AuditEvent],
+    with_pending: bool,
 ) -> Result<(), CredentialError> {
-    if events.is_empty() {
-        return Ok(());
-    }
     let backend = txn.get_database_backend();
     let lock = match backend {
         DbBackend::Sqlite => "",
@@ -265,21 +405,53 @@ async fn append(
         ))
         .await?;
     let mut head = head_of(row)?;
-    let mut values: Vec<Value> = Vec::with_capacity(events.len() * 2);
-    for event in events {
+    // Read after the head's lock is held: another process's chaining of
+    // the same rows has committed (or not begun).
+    let (ids, taken) = match with_pending {
+        true => take_pending(txn, chain).await?,
+        false => (Vec::new(), Vec::new()),
+    };
+    let all: Vec<&AuditEvent> = taken.iter().chain(events.iter().copied()).collect();
+    if all.is_empty() {
+        return Ok(());
+    }
+    let mut values: Vec<Value> = Vec::with_capacity(all.len() * 2);
+    for event in &all {
         let seq = stored_seq(head.next_seq())?;
         let (record, next) = chain.append(&head, event);
         values.push(seq.into());
         values.push(record.into());
         head = next;
     }
-    let rows = vec!["(?, ?)"; events.len()].join(", ");
-    txn.execute_raw(statement(
-        backend,
-        &format!("INSERT INTO {EVENTS_TABLE} (seq, record) VALUES {rows}"),
-        values,
-    ))
-    .await?;
+    // In slices, well under every backend's limit of bound values.
+    for slice in values.chunks(2 * 500) {
+        let rows = vec!["(?, ?)"; slice.len() / 2].join(", ");
+        txn.execute_raw(statement(
+            backend,
+            &format!("INSERT INTO {EVENTS_TABLE} (seq, record) VALUES {rows}"),
+            slice.to_vec(),
+        ))
+        .await?;
+    }
+    for slice in ids.chunks(500) {
+        let marks = vec!["?"; slice.len()].join(", ");
+        let removed = txn
+            .execute_raw(statement(
+                backend,
+                &format!("DELETE FROM {PENDING_TABLE} WHERE id IN ({marks})"),
+                slice.iter().map(|&id| Value::from(id)).collect(),
+            ))
+            .await?
+            .rows_affected();
+        if removed != slice.len() as u64 {
+            return Err(CredentialError::Conflict {
+                message: format!(
+                    "pending audit events were chained by another process meanwhile ({removed} of {} still pending); the group commit is retried with the next one",
+                    slice.len()
+                ),
+            });
+        }
+    }
     txn.execute_raw(statement(
         backend,
         &format!("UPDATE {HEAD_TABLE} SET next_seq = ?, last_mac = ? WHERE id = 1"),
@@ -324,16 +496,75 @@ fn head_of(row: Option<sea_orm::QueryResult>) -> Result<ChainHead, CredentialErr
         .ok_or_else(|| damaged("is not well formed"))
 }
 
+/// What [`verify_audit_table`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TableReport {
+    /// The chain in `audit_events`, checked up to its stored head.
+    pub chain: VerifyReport,
+    /// The stored head.
+    pub head: ChainHead,
+    /// Events recorded in their change's transaction and not chained yet,
+    /// each authentic.
+    pub pending: u64,
+    /// The id of the first pending row that does not authenticate under
+    /// the audit key (forged or altered), if any.
+    pub forged_pending: Option<i64>,
+}
+
+impl TableReport {
+    /// Whether the chain is intact and every pending event authentic.
+    pub fn is_intact(&self) -> bool {
+        self.chain.is_intact() && self.forged_pending.is_none()
+    }
+}
+
+impl std::fmt::Display for TableReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.chain.problem {
+            Some(problem) => write!(
+                f,
+                "NOT intact: {problem} ({} records before it are in order)",
+                self.chain.records
+            )?,
+            None => write!(
+                f,
+                "{}: {} records; the end is the stored head ({})",
+                if self.is_intact() {
+                    "intact"
+                } else {
+                    "NOT intact"
+                },
+                self.chain.records,
+                self.head
+            )?,
+        }
+        if let Some(id) = self.forged_pending {
+            write!(
+                f,
+                "; pending event {id} in {PENDING_TABLE} does not authenticate under the audit key: it was forged or altered"
+            )?;
+        } else if self.pending > 0 {
+            write!(
+                f,
+                "; {} authentic events recorded with their changes wait to be chained",
+                self.pending
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// Checks the trail in the database at `config.database_url` under
 /// `audit_key`, in one consistent snapshot: every record authentic, in
 /// order, chained, and the last one the stored head (see
-/// [`atom_audit::verify_records`]). Changes nothing and runs no migration;
-/// returns the report and the head. An `Err` when the database or its
-/// tables cannot be read.
+/// [`atom_audit::verify_records`]); every pending event authentic.
+/// Changes nothing and runs no migration. An `Err` when the database or
+/// its tables cannot be read.
 pub async fn verify_audit_table(
     config: &StoreConfig,
     audit_key: &Key,
-) -> Result<(VerifyReport, ChainHead), CredentialError> {
+) -> Result<TableReport, CredentialError> {
     let mut config = config.clone();
     config.database_url = config.database_url.without_create();
     let db = crate::connect::connect(&config.with_max_connections(NonZeroU32::MIN)).await?;
@@ -345,7 +576,7 @@ pub async fn verify_audit_table(
 async fn verify_in(
     db: &DatabaseConnection,
     audit_key: &Key,
-) -> Result<(VerifyReport, ChainHead), CredentialError> {
+) -> Result<TableReport, CredentialError> {
     let backend = db.get_database_backend();
     let txn = match backend {
         // A deferred transaction reads one snapshot of the WAL.
@@ -384,8 +615,42 @@ async fn verify_in(
             break;
         }
     }
+    let chain = ChainKey::new(audit_key);
+    let (mut pending, mut forged_pending, mut after) = (0, None, -1i64);
+    'pending: loop {
+        let rows = txn
+            .query_all_raw(statement(
+                backend,
+                &format!(
+                    "SELECT id, event, mac FROM {PENDING_TABLE} WHERE id > ? ORDER BY id LIMIT {VERIFY_PAGE}"
+                ),
+                vec![after.into()],
+            ))
+            .await?;
+        let full = rows.len() as u64 == VERIFY_PAGE;
+        for row in rows {
+            after = row.try_get("", "id")?;
+            let event = PendingEvent {
+                json: row.try_get("", "event")?,
+                mac: row.try_get("", "mac")?,
+            };
+            if chain.open_pending(&event).is_none() {
+                forged_pending = Some(after);
+                break 'pending;
+            }
+            pending += 1;
+        }
+        if !full {
+            break;
+        }
+    }
     txn.commit().await?;
-    Ok((verifier.finish(), head))
+    Ok(TableReport {
+        chain: verifier.finish(),
+        head,
+        pending,
+        forged_pending,
+    })
 }
 
 /// The last `n` records of the trail in the database at

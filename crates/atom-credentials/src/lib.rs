@@ -41,7 +41,7 @@ mod time;
 mod url;
 mod user_id;
 
-pub use audit_table::{DatabaseAuditSink, audit_table_tail, verify_audit_table};
+pub use audit_table::{DatabaseAuditSink, TableReport, audit_table_tail, verify_audit_table};
 pub use config::{
     ENV_DATABASE_URL, ENV_DB_MAX_CONNECTIONS, ENV_ENVELOPE, ENV_KEYSTORE_URL,
     ENV_PLAINTEXT_TRANSITION, StoreConfig,

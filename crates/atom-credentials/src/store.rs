@@ -614,6 +614,10 @@ impl CredentialStore {
             }
             return Err(e);
         }
+        if let Some(ledger) = self.audit.ledger() {
+            // Its event, pending on a server database, is chained soon.
+            ledger.nudge();
+        }
         Ok(())
     }
 

@@ -14,7 +14,7 @@ use atom_crypto::Key;
 use serde_json::Value;
 
 use crate::common::RawAccess as _;
-use crate::common::{Sink, TestDb, encrypted, provider, reveal, secret, user};
+use crate::common::{Kind, Sink, TestDb, encrypted, provider, reveal, secret, user};
 
 /// A store on `db` auditing into the database's table (under `audit_key`)
 /// and into a memory sink beside it.
@@ -74,6 +74,7 @@ db_test!(every_operation_is_chained_in_the_database, |db| {
             .unwrap()
     );
     store.erase_user(&user("alice")).await.unwrap();
+    store.auditor().flush().await.unwrap();
 
     let names: Vec<String> = recorded(&db).await.into_iter().map(|e| e.0).collect();
     assert_eq!(
@@ -89,15 +90,18 @@ db_test!(every_operation_is_chained_in_the_database, |db| {
     );
     // The sinks beside the table saw the same events, once each.
     assert_eq!(memory.names(), names);
-    let (report, head) = verify_audit_table(&db.config(), &audit_key).await.unwrap();
+    let report = verify_audit_table(&db.config(), &audit_key).await.unwrap();
     assert!(report.is_intact(), "{report}");
-    assert_eq!((report.events, head.next_seq()), (6, 6));
+    assert_eq!(
+        (report.chain.events, report.head.next_seq(), report.pending),
+        (6, 6, 0)
+    );
     // Another audit key cannot vouch for the trail.
-    let (report, _) = verify_audit_table(&db.config(), &Key::generate().unwrap())
+    let report = verify_audit_table(&db.config(), &Key::generate().unwrap())
         .await
         .unwrap();
     assert!(matches!(
-        report.problem.unwrap().kind,
+        report.chain.problem.unwrap().kind,
         ProblemKind::WrongKey { .. }
     ));
 });
@@ -118,6 +122,7 @@ db_test!(a_write_and_its_event_commit_together_or_not_at_all, |db| {
         .await;
     assert!(matches!(refused, Err(CredentialError::AuditFailed(_))));
     memory.fail(false);
+    store.auditor().flush().await.unwrap();
     assert_eq!(recorded(&db).await.len(), 1);
     let token = store
         .get(&user("alice"), &provider("github"))
@@ -125,12 +130,15 @@ db_test!(a_write_and_its_event_commit_together_or_not_at_all, |db| {
         .unwrap();
     assert_eq!(reveal(&token), "kept");
 
-    // The table cannot append (its head row is gone): the write is refused
-    // and changes nothing, and so is a read.
+    // The trail cannot record (SQLite: the head row is gone; elsewhere, the
+    // table of pending events): the write is refused and changes nothing,
+    // and so is a read.
     let raw = db.raw().await;
-    raw.exec("DELETE FROM audit_chain_head", vec![])
-        .await
-        .unwrap();
+    let breaking = match KIND {
+        Kind::Sqlite => "DELETE FROM audit_chain_head",
+        _ => "DROP TABLE audit_pending",
+    };
+    raw.exec(breaking, vec![]).await.unwrap();
     let refused = store
         .put(&user("alice"), &provider("github"), &secret("lost"))
         .await;
@@ -196,6 +204,11 @@ db_test!(two_stores_on_one_database_append_one_chain, |db| {
             *acknowledged.entry((name.to_owned(), u, p)).or_default() += 1;
         }
     }
+    // Events written in their changes' transactions are chained by the
+    // next group commit: a flush of each store is one.
+    for store in stores.iter() {
+        store.auditor().flush().await.unwrap();
+    }
     let mut chained: BTreeMap<(String, String, String), u32> = BTreeMap::new();
     for (name, u, p, outcome) in recorded(&db).await {
         assert_eq!(outcome, "success", "{name} {u} {p}");
@@ -204,10 +217,11 @@ db_test!(two_stores_on_one_database_append_one_chain, |db| {
     // Every acknowledged operation has its record, and nothing else is
     // there.
     assert_eq!(chained, acknowledged);
-    let (report, head) = verify_audit_table(&db.config(), &audit_key).await.unwrap();
+    let report = verify_audit_table(&db.config(), &audit_key).await.unwrap();
     assert!(report.is_intact(), "{report}");
-    assert_eq!(report.events, 8 * (15 * 2 + 3));
-    assert_eq!(head.next_seq(), report.records);
+    assert_eq!(report.chain.events, 8 * (15 * 2 + 3));
+    assert_eq!(report.head.next_seq(), report.chain.records);
+    assert_eq!(report.pending, 0);
 });
 
 db_test!(tampering_with_the_table_is_reported, |db| {
@@ -219,10 +233,11 @@ db_test!(tampering_with_the_table_is_reported, |db| {
             .await
             .unwrap();
     }
+    store.auditor().flush().await.unwrap();
     let raw = db.raw().await;
     let verify = || async {
-        let (report, _) = verify_audit_table(&db.config(), &audit_key).await.unwrap();
-        report.problem.map(|p| p.kind)
+        let report = verify_audit_table(&db.config(), &audit_key).await.unwrap();
+        report.chain.problem.map(|p| p.kind)
     };
     assert_eq!(verify().await, None);
 
@@ -267,6 +282,21 @@ db_test!(tampering_with_the_table_is_reported, |db| {
             records: 5
         })
     );
+
+    // A pending event forged without the audit key is reported, and never
+    // chained.
+    let forged = r#"{"at":"2026-12-01T00:00:00Z","action":{"event":"credential_deleted","user":"alice","provider":"p0"},"outcome":"success"}"#;
+    raw.exec(
+        "INSERT INTO audit_pending (event, mac) VALUES (?, ?)",
+        vec![forged.into(), "0".repeat(64).into()],
+    )
+    .await
+    .unwrap();
+    store.auditor().flush().await.unwrap();
+    let report = verify_audit_table(&db.config(), &audit_key).await.unwrap();
+    assert!(report.forged_pending.is_some(), "{report}");
+    assert!(!report.is_intact());
+    assert!(report.to_string().contains("forged"), "{report}");
 });
 
 db_test!(envelope_operations_record_in_their_transactions, |db| {
@@ -315,6 +345,7 @@ db_test!(envelope_operations_record_in_their_transactions, |db| {
         let token = store.get(&user("u1"), &provider("github")).await.unwrap();
         assert_eq!(reveal(&token), "u1");
         store.erase_user(&user("u2")).await.unwrap();
+        store.auditor().flush().await.unwrap();
     };
     tokio::time::timeout(std::time::Duration::from_secs(60), work)
         .await
@@ -329,6 +360,47 @@ db_test!(envelope_operations_record_in_their_transactions, |db| {
     ] {
         assert!(names.iter().any(|n| n == name), "{name} in {names:?}");
     }
-    let (report, _) = verify_audit_table(&db.config(), &audit_key).await.unwrap();
+    let report = verify_audit_table(&db.config(), &audit_key).await.unwrap();
     assert!(report.is_intact(), "{report}");
 });
+
+db_test!(
+    events_left_pending_by_a_stopped_process_are_chained_by_another,
+    |db| {
+        // A process whose write committed its pending event and which stopped
+        // before chaining it (killed): the next group commit of any process
+        // chains it, and nothing is lost.
+        let (enc, audit_key) = (Key::generate().unwrap(), Key::generate().unwrap());
+        let (store, _) = open_audited(&db, &enc, &audit_key).await;
+        store
+            .put(&user("alice"), &provider("github"), &secret("t"))
+            .await
+            .unwrap();
+        store.auditor().flush().await.unwrap();
+        let left = atom_audit::ChainKey::new(&audit_key).pending(&atom_audit::AuditEvent::new(
+            chrono::Utc::now(),
+            atom_audit::Action::CredentialDeleted {
+                user: "bob".into(),
+                provider: "slack".into(),
+            },
+        ));
+        let raw = db.raw().await;
+        raw.exec(
+            "INSERT INTO audit_pending (event, mac) VALUES (?, ?)",
+            vec![left.json.into(), left.mac.into()],
+        )
+        .await
+        .unwrap();
+        let before = verify_audit_table(&db.config(), &audit_key).await.unwrap();
+        assert!(before.is_intact(), "{before}");
+        assert_eq!((before.chain.events, before.pending), (1, 1));
+
+        let (other, _) = open_audited(&db, &enc, &audit_key).await;
+        other.auditor().flush().await.unwrap();
+        let after = verify_audit_table(&db.config(), &audit_key).await.unwrap();
+        assert!(after.is_intact(), "{after}");
+        assert_eq!((after.chain.events, after.pending), (2, 0));
+        let names: Vec<String> = recorded(&db).await.into_iter().map(|e| e.0).collect();
+        assert_eq!(names, ["credential_stored", "credential_deleted"]);
+    }
+);

@@ -125,11 +125,13 @@ async fn two_servers_keep_one_intact_trail(kind: Backend) {
 
     // One chain, intact up to its stored head.
     let config = StoreConfig::new(DatabaseUrl::parse(&db.url).unwrap());
-    let (report, head) = atom_credentials::verify_audit_table(&config, &audit)
+    let report = atom_credentials::verify_audit_table(&config, &audit)
         .await
         .unwrap();
     assert!(report.is_intact(), "{report}");
-    assert_eq!(head.next_seq(), report.records);
+    assert_eq!(report.head.next_seq(), report.chain.records);
+    // Each instance chained what its writes left pending before it stopped.
+    assert_eq!(report.pending, 0, "{report}");
 
     // Every acknowledged operation has exactly its record.
     let conn = Database::connect(&db.url).await.unwrap();

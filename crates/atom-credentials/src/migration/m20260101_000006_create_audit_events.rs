@@ -1,11 +1,13 @@
 //! Creates the audit trail kept in the credentials database:
-//! `audit_events` (one row per chained record, the file log's line format)
-//! and `audit_chain_head` (one row: the next sequence number and the last
-//! record's MAC), which every append locks and moves in its transaction.
+//! `audit_events` (one row per chained record, the file log's line format),
+//! `audit_chain_head` (one row: the next sequence number and the last
+//! record's MAC), which every append locks and moves in its transaction,
+//! and `audit_pending` (events written in a change's own transaction on
+//! PostgreSQL and MySQL, each under its MAC, until they are chained).
 
 use sea_orm_migration::{prelude::*, schema::*};
 
-use crate::audit_table::{EVENTS_TABLE, HEAD_TABLE};
+use crate::audit_table::{EVENTS_TABLE, HEAD_TABLE, PENDING_TABLE};
 
 #[derive(DeriveMigrationName)]
 pub(super) struct Migration;
@@ -33,6 +35,17 @@ impl MigrationTrait for Migration {
                     .col(integer(Alias::new("id")).primary_key())
                     .col(big_integer(Alias::new("next_seq")))
                     .col(string_len(Alias::new("last_mac"), 64))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(PENDING_TABLE)
+                    .if_not_exists()
+                    .col(big_pk_auto(Alias::new("id")))
+                    .col(text(Alias::new("event")))
+                    .col(string_len(Alias::new("mac"), 64))
                     .to_owned(),
             )
             .await?;
