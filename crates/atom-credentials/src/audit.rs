@@ -14,7 +14,7 @@ use std::sync::Arc;
 use atom_audit::{Action, AuditClock, AuditEvent, Auditor, Outcome};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction};
 
-use crate::audit_table::DatabaseAuditSink;
+use crate::audit_table::{DatabaseAuditSink, Riders};
 use crate::error::CredentialError;
 use crate::url::DatabaseUrl;
 
@@ -117,37 +117,71 @@ impl StoreAudit {
         action: Action,
         outcome: Option<Outcome>,
     ) -> Result<(), CredentialError> {
-        let event = self.auditor.event(action);
-        let event = match outcome {
-            Some(outcome) => event.with_outcome(outcome),
-            None => event,
-        };
+        let event = self.event(action, outcome);
         match (&self.ledger, conn.transaction()) {
-            (Some(ledger), Some(txn)) if same_database => self.append_in(ledger, txn, event).await,
+            (Some(ledger), Some(txn)) if same_database => {
+                self.append_in(ledger, txn, event, false).await.map(drop)
+            }
             _ => self.record_event(event).await,
         }
     }
 
-    /// Appends `event` in `txn`, then gives it to the other sinks.
+    /// [`StoreAudit::record_on`] for the store's own write transaction
+    /// `txn`, about to commit: with the audit table on SQLite, the events
+    /// waiting for a group commit ride along in `txn`; the caller answers
+    /// them with [`Riders::committed`] once `txn` committed.
+    pub(crate) async fn record_before_commit(
+        &self,
+        txn: &DatabaseTransaction,
+        action: Action,
+        outcome: Option<Outcome>,
+    ) -> Result<Option<Riders>, CredentialError> {
+        let event = self.event(action, outcome);
+        match &self.ledger {
+            Some(ledger) => self.append_in(ledger, txn, event, true).await,
+            None => self.record_event(event).await.map(|()| None),
+        }
+    }
+
+    fn event(&self, action: Action, outcome: Option<Outcome>) -> AuditEvent {
+        let event = self.auditor.event(action);
+        match outcome {
+            Some(outcome) => event.with_outcome(outcome),
+            None => event,
+        }
+    }
+
+    /// Appends `event` in `txn` (with riders when asked), then gives it to
+    /// the other sinks.
     async fn append_in(
         &self,
         ledger: &DatabaseAuditSink,
         txn: &DatabaseTransaction,
         event: AuditEvent,
-    ) -> Result<(), CredentialError> {
+        with_riders: bool,
+    ) -> Result<Option<Riders>, CredentialError> {
         let name = event.name();
-        if let Err(e) = ledger.append_in(txn, &[&event]).await {
-            metrics::counter!("atom_audit_records_total", "result" => "failed").increment(1);
-            tracing::error!(event = name, error = %e, "audit event not appended; credential operation refused");
-            return Err(e);
-        }
+        let appended = match with_riders {
+            true => ledger.append_in_with_riders(txn, &event).await.map(Some),
+            false => ledger.append_in(txn, &[&event]).await.map(|()| None),
+        };
+        let riders = match appended {
+            Ok(riders) => riders,
+            Err(e) => {
+                metrics::counter!("atom_audit_records_total", "result" => "failed").increment(1);
+                tracing::error!(event = name, error = %e, "audit event not appended; credential operation refused");
+                return Err(e);
+            }
+        };
+        // Riders dropped on an error go back to the group commit.
         self.auditor
             .record_event_beside_ledger(event)
             .await
             .map_err(|e| {
                 tracing::error!(event = name, error = %e, "audit event not recorded; credential operation refused");
                 CredentialError::AuditFailed(e)
-            })
+            })?;
+        Ok(riders)
     }
 
     async fn record_event(&self, event: atom_audit::AuditEvent) -> Result<(), CredentialError> {

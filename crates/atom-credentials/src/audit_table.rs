@@ -36,7 +36,9 @@ use sea_orm::{
     AccessMode, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend,
     IsolationLevel, SqliteTransactionMode, TransactionOptions, TransactionTrait, Value,
 };
-use tokio::sync::{Mutex, Notify, mpsc, oneshot};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::sync::{Mutex, Notify, oneshot};
 
 use crate::config::StoreConfig;
 use crate::error::CredentialError;
@@ -56,8 +58,6 @@ const MAX_PENDING: usize = 2000;
 const SWEEP: std::time::Duration = std::time::Duration::from_secs(1);
 /// Most events one group commit appends.
 const MAX_GROUP: usize = 512;
-/// Events waiting for a group commit before `record` waits for room.
-const QUEUE: usize = 8192;
 /// Records read per query by `verify`.
 const VERIFY_PAGE: u64 = 5000;
 
@@ -76,9 +76,95 @@ struct Inner {
     /// This process's SQLite writers take turns here (the store adopts
     /// it, see `CredentialStore::assemble`).
     sqlite_writer: Arc<Mutex<()>>,
-    queue: mpsc::Sender<Waiting>,
-    /// Wakes the group-commit task to chain pending events.
-    nudge: Arc<Notify>,
+    /// Events waiting for a group commit; shared with the task.
+    queue: Arc<Queue>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The last clone of the sink is gone: the task ends once the
+        // queue is empty.
+        self.queue.closed.store(true, Ordering::SeqCst);
+        self.queue.wake.notify_one();
+    }
+}
+
+/// What the group-commit task waits on: events (with who waits for
+/// them), a wake-up for pending rows, and whether the sink is gone.
+#[derive(Default)]
+struct Queue {
+    waiting: std::sync::Mutex<Vec<Waiting>>,
+    wake: Notify,
+    closed: AtomicBool,
+}
+
+impl Queue {
+    fn push(&self, waiter: Waiting) {
+        self.lock().push(waiter);
+        self.wake.notify_one();
+    }
+
+    /// Everything waiting, up to `max`, oldest first.
+    fn take(&self, max: usize) -> Vec<Waiting> {
+        let mut waiting = self.lock();
+        let at = waiting.len().min(max);
+        let rest = waiting.split_off(at);
+        std::mem::replace(&mut *waiting, rest)
+    }
+
+    /// Puts `waiters` back at the front (a transaction they rode on did
+    /// not commit) and wakes the task.
+    fn put_back(&self, waiters: Vec<Waiting>) {
+        if waiters.is_empty() {
+            return;
+        }
+        let mut waiting = self.lock();
+        let later = std::mem::replace(&mut *waiting, waiters);
+        waiting.extend(later);
+        drop(waiting);
+        self.wake.notify_one();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Waiting>> {
+        // A panic cannot leave the Vec half-changed.
+        self.waiting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Events of other operations taken into a write's transaction on SQLite
+/// (they ride on its commit instead of waiting for one of their own).
+/// [`Riders::committed`] answers them once that transaction committed;
+/// dropped without it, they go back to the queue for the group commit.
+#[must_use = "riders are answered once the transaction commits"]
+pub(crate) struct Riders {
+    waiters: Vec<Waiting>,
+    queue: Option<Arc<Queue>>,
+}
+
+impl Riders {
+    fn none() -> Riders {
+        Riders {
+            waiters: Vec::new(),
+            queue: None,
+        }
+    }
+
+    /// The transaction they rode on committed: their events are recorded.
+    pub(crate) fn committed(mut self) {
+        for waiter in self.waiters.drain(..) {
+            let _ = waiter.done.send(Ok(()));
+        }
+    }
+}
+
+impl Drop for Riders {
+    fn drop(&mut self) {
+        if let Some(queue) = &self.queue {
+            queue.put_back(std::mem::take(&mut self.waiters));
+        }
+    }
 }
 
 /// An event waiting for a group commit (none: a flush), and who waits.
@@ -123,8 +209,7 @@ impl DatabaseAuditSink {
         let chain = ChainKey::new(audit_key);
         let head = read_head(&db).await?;
         let sqlite_writer: Arc<Mutex<()>> = Arc::default();
-        let (queue, waiting) = mpsc::channel(QUEUE);
-        let nudge = Arc::new(Notify::new());
+        let queue: Arc<Queue> = Arc::default();
         tokio::spawn(commit_groups(
             Appender {
                 db: db.clone(),
@@ -132,8 +217,7 @@ impl DatabaseAuditSink {
                 chain: chain.clone(),
                 sqlite_writer: Arc::clone(&sqlite_writer),
             },
-            waiting,
-            Arc::clone(&nudge),
+            Arc::clone(&queue),
         ));
         tracing::debug!(%head, "audit trail in the credentials database");
         Ok(DatabaseAuditSink {
@@ -143,7 +227,6 @@ impl DatabaseAuditSink {
                 chain,
                 sqlite_writer,
                 queue,
-                nudge,
             }),
         })
     }
@@ -183,22 +266,44 @@ impl DatabaseAuditSink {
         }
     }
 
+    /// [`DatabaseAuditSink::append_in`], and on SQLite the events waiting
+    /// for a group commit ride along: chained in `txn` too, answered by
+    /// [`Riders::committed`] once `txn` committed. SQLite has one writer,
+    /// so this saves their own commit and its sync.
+    pub(crate) async fn append_in_with_riders(
+        &self,
+        txn: &DatabaseTransaction,
+        event: &AuditEvent,
+    ) -> Result<Riders, CredentialError> {
+        if txn.get_database_backend() != DbBackend::Sqlite {
+            self.append_in(txn, &[event]).await?;
+            return Ok(Riders::none());
+        }
+        let riders = Riders {
+            waiters: self.inner.queue.take(MAX_GROUP),
+            queue: Some(Arc::clone(&self.inner.queue)),
+        };
+        let events: Vec<&AuditEvent> = riders
+            .waiters
+            .iter()
+            .filter_map(|w| w.event.as_ref())
+            .chain([event])
+            .collect();
+        chain_in(txn, &self.inner.chain, &events, false).await?;
+        Ok(riders)
+    }
+
     /// Asks the group-commit task to chain pending events now.
     pub(crate) fn nudge(&self) {
-        self.inner.nudge.notify_one();
+        self.inner.queue.wake.notify_one();
     }
 
     async fn wait_for_group(&self, event: Option<AuditEvent>) -> Result<(), AuditError> {
-        let (done, committed) = oneshot::channel();
-        if self
-            .inner
-            .queue
-            .send(Waiting { event, done })
-            .await
-            .is_err()
-        {
+        if self.inner.queue.closed.load(Ordering::SeqCst) {
             return Err(self.failed("its group-commit task has stopped".to_owned()));
         }
+        let (done, committed) = oneshot::channel();
+        self.inner.queue.push(Waiting { event, done });
         match committed.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(message)) => Err(self.failed(message)),
@@ -257,9 +362,24 @@ struct Appender {
 }
 
 impl Appender {
+    /// [`Appender::append_once`], again when another process chained the
+    /// same pending events meanwhile (its transaction then rolled back).
+    async fn append(&self, events: &[&AuditEvent]) -> Result<(), CredentialError> {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.append_once(events).await {
+                Err(CredentialError::Conflict { message }) if attempts < 3 => {
+                    tracing::debug!(%message, "audit group commit retried");
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Chains the pending events and `events` in one transaction. Nothing
     /// to do: no transaction.
-    async fn append(&self, events: &[&AuditEvent]) -> Result<(), CredentialError> {
+    async fn append_once(&self, events: &[&AuditEvent]) -> Result<(), CredentialError> {
         let sqlite = self.backend == Backend::Sqlite;
         if events.is_empty() && !has_pending(&self.db).await? {
             return Ok(());
@@ -282,23 +402,23 @@ impl Appender {
 /// The group-commit task: takes everything waiting (up to [`MAX_GROUP`]),
 /// chains it after the pending events in one transaction and answers
 /// every waiter with the result. A nudge or the sweep chains pending
-/// events alone.
-async fn commit_groups(
-    appender: Appender,
-    mut waiting: mpsc::Receiver<Waiting>,
-    nudge: Arc<Notify>,
-) {
-    let mut group = Vec::with_capacity(MAX_GROUP);
+/// events alone. Ends once the sink is gone and nothing waits.
+async fn commit_groups(appender: Appender, queue: Arc<Queue>) {
     loop {
-        tokio::select! {
-            received = waiting.recv_many(&mut group, MAX_GROUP) => {
-                if received == 0 {
-                    break;
-                }
+        let group = queue.take(MAX_GROUP);
+        if group.is_empty() {
+            if queue.closed.load(Ordering::SeqCst) {
+                break;
             }
-            () = nudge.notified() => {}
-            () = tokio::time::sleep(SWEEP) => {}
+            tokio::select! {
+                () = queue.wake.notified() => {}
+                () = tokio::time::sleep(SWEEP) => {}
+            }
         }
+        let group = match group.is_empty() {
+            true => queue.take(MAX_GROUP),
+            false => group,
+        };
         let events: Vec<&AuditEvent> = group.iter().filter_map(|w| w.event.as_ref()).collect();
         let result = appender.append(&events).await;
         if !events.is_empty() {
@@ -308,7 +428,7 @@ async fn commit_groups(
         if let Err(message) = &result {
             tracing::error!(events = events.len(), error = %message, "audit group commit failed; its operations are refused");
         }
-        for waiter in group.drain(..) {
+        for waiter in group {
             // A waiter that gave up (its request was cancelled) needs no
             // answer; its event is recorded all the same.
             let _ = waiter.done.send(result.clone());
@@ -446,7 +566,7 @@ async fn chain_in(
         if removed != slice.len() as u64 {
             return Err(CredentialError::Conflict {
                 message: format!(
-                    "pending audit events were chained by another process meanwhile ({removed} of {} still pending); the group commit is retried with the next one",
+                    "pending audit events were chained by another process meanwhile ({removed} of {} still pending)",
                     slice.len()
                 ),
             });

@@ -598,13 +598,21 @@ impl CredentialStore {
         action: Action,
         outcome: Outcome,
     ) -> Result<(), CredentialError> {
-        if let Err(e) = self.record_in(&txn, action.clone(), Some(outcome)).await {
-            if let Err(rollback) = txn.rollback().await {
-                tracing::warn!(error = %CredentialError::from(rollback), "rollback after audit failure");
+        let recorded = self
+            .audit
+            .record_before_commit(&txn, action.clone(), Some(outcome))
+            .await;
+        let riders = match recorded {
+            Ok(riders) => riders,
+            Err(e) => {
+                if let Err(rollback) = txn.rollback().await {
+                    tracing::warn!(error = %CredentialError::from(rollback), "rollback after audit failure");
+                }
+                return Err(e);
             }
-            return Err(e);
-        }
+        };
         if let Err(e) = txn.commit().await {
+            // Riders, dropped here, go back to the group commit.
             let e = CredentialError::from(e);
             // With the event in the transaction, nothing claims the change.
             if self.audit.ledger().is_none()
@@ -613,6 +621,9 @@ impl CredentialStore {
                 tracing::error!(error = %audit, "could not record that a commit failed");
             }
             return Err(e);
+        }
+        if let Some(riders) = riders {
+            riders.committed();
         }
         if let Some(ledger) = self.audit.ledger() {
             // Its event, pending on a server database, is chained soon.
