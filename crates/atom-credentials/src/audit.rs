@@ -173,14 +173,14 @@ impl StoreAudit {
                 return Err(e);
             }
         };
-        // Riders dropped on an error go back to the group commit.
-        self.auditor
-            .record_event_beside_ledger(event)
-            .await
-            .map_err(|e| {
-                tracing::error!(event = name, error = %e, "audit event not recorded; credential operation refused");
-                CredentialError::AuditFailed(e)
-            })?;
+        if let Err(e) = self.auditor.record_event_beside_ledger(event).await {
+            tracing::error!(event = name, error = %e, "audit event not recorded; credential operation refused");
+            // The caller rolls back: the riders go back to the group commit.
+            if let Some(riders) = riders {
+                riders.put_back();
+            }
+            return Err(CredentialError::AuditFailed(e));
+        }
         Ok(riders)
     }
 

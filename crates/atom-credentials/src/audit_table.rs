@@ -99,9 +99,36 @@ struct Queue {
 }
 
 impl Queue {
+    /// Queues `waiter`; answers it with an error at once when the task is
+    /// gone (under the same lock the task's exit takes, so none is left
+    /// waiting forever).
     fn push(&self, waiter: Waiting) {
-        self.lock().push(waiter);
+        let mut waiting = self.lock();
+        if self.closed.load(Ordering::SeqCst) {
+            drop(waiting);
+            let _ = waiter
+                .done
+                .send(Err("its group-commit task has stopped".to_owned()));
+            return;
+        }
+        waiting.push(waiter);
+        drop(waiting);
         self.wake.notify_one();
+    }
+
+    /// The task is ending (the sink is gone, or the task panicked or its
+    /// runtime stopped): everything still waiting gets an error.
+    fn close(&self) {
+        let left = {
+            let mut waiting = self.lock();
+            self.closed.store(true, Ordering::SeqCst);
+            std::mem::take(&mut *waiting)
+        };
+        for waiter in left {
+            let _ = waiter
+                .done
+                .send(Err("its group-commit task has stopped".to_owned()));
+        }
     }
 
     /// Everything waiting, up to `max`, oldest first.
@@ -157,12 +184,25 @@ impl Riders {
             let _ = waiter.done.send(Ok(()));
         }
     }
+
+    /// The transaction they rode on did not commit: back to the group
+    /// commit, which records them.
+    pub(crate) fn put_back(mut self) {
+        if let Some(queue) = &self.queue {
+            queue.put_back(std::mem::take(&mut self.waiters));
+        }
+    }
 }
 
 impl Drop for Riders {
+    /// Dropped without an outcome (the write was cancelled during its
+    /// commit): their events may be recorded or not, so they are neither
+    /// recorded again nor reported as recorded: their operations fail.
     fn drop(&mut self) {
-        if let Some(queue) = &self.queue {
-            queue.put_back(std::mem::take(&mut self.waiters));
+        for waiter in self.waiters.drain(..) {
+            let _ = waiter.done.send(Err(
+                "the transaction carrying its audit event ended without a known outcome".to_owned(),
+            ));
         }
     }
 }
@@ -216,6 +256,7 @@ impl DatabaseAuditSink {
                 backend: config.database_url.backend(),
                 chain: chain.clone(),
                 sqlite_writer: Arc::clone(&sqlite_writer),
+                rejected: Rejected::default(),
             },
             Arc::clone(&queue),
         ));
@@ -256,7 +297,7 @@ impl DatabaseAuditSink {
         events: &[&AuditEvent],
     ) -> Result<(), CredentialError> {
         match txn.get_database_backend() {
-            DbBackend::Sqlite => chain_in(txn, &self.inner.chain, events, false).await,
+            DbBackend::Sqlite => chain_in(txn, &self.inner.chain, events, None).await,
             _ => {
                 let pending = events.iter().map(|e| self.inner.chain.pending(e));
                 insert_pending(txn, pending).await?;
@@ -289,8 +330,13 @@ impl DatabaseAuditSink {
             .filter_map(|w| w.event.as_ref())
             .chain([event])
             .collect();
-        chain_in(txn, &self.inner.chain, &events, false).await?;
-        Ok(riders)
+        match chain_in(txn, &self.inner.chain, &events, None).await {
+            Ok(()) => Ok(riders),
+            Err(e) => {
+                riders.put_back();
+                Err(e)
+            }
+        }
     }
 
     /// Asks the group-commit task to chain pending events now.
@@ -359,6 +405,47 @@ struct Appender {
     backend: Backend,
     chain: ChainKey,
     sqlite_writer: Arc<Mutex<()>>,
+    /// Pending rows that do not authenticate: left for verify to report,
+    /// skipped (and logged once) from then on.
+    rejected: Rejected,
+}
+
+/// Ids of pending rows that do not authenticate (at most
+/// [`MAX_PENDING`] remembered).
+#[derive(Default)]
+struct Rejected(std::sync::Mutex<std::collections::BTreeSet<i64>>);
+
+impl Rejected {
+    fn ids(&self) -> Vec<i64> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .copied()
+            .collect()
+    }
+
+    /// Remembers `id`; whether it is new.
+    fn add(&self, id: i64) -> bool {
+        let mut ids = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        ids.len() < MAX_PENDING && ids.insert(id)
+    }
+
+    /// ` AND id NOT IN (...)` with one mark per rejected id, and the ids.
+    fn clause(&self) -> (String, Vec<Value>) {
+        let ids = self.ids();
+        if ids.is_empty() {
+            return (String::new(), Vec::new());
+        }
+        let marks = vec!["?"; ids.len()].join(", ");
+        (
+            format!(" AND id NOT IN ({marks})"),
+            ids.into_iter().map(Value::from).collect(),
+        )
+    }
 }
 
 impl Appender {
@@ -381,7 +468,7 @@ impl Appender {
     /// to do: no transaction.
     async fn append_once(&self, events: &[&AuditEvent]) -> Result<(), CredentialError> {
         let sqlite = self.backend == Backend::Sqlite;
-        if events.is_empty() && !has_pending(&self.db).await? {
+        if events.is_empty() && !has_pending(&self.db, &self.rejected).await? {
             return Ok(());
         }
         let _turn = match sqlite {
@@ -391,9 +478,14 @@ impl Appender {
         let mut options = TransactionOptions::default();
         if sqlite {
             options.sqlite_transaction_mode = Some(SqliteTransactionMode::Immediate);
+        } else {
+            // Each statement sees what committed before it: the pending
+            // rows read once the head's lock is held, whatever the
+            // server's default isolation.
+            options.isolation_level = Some(IsolationLevel::ReadCommitted);
         }
         let txn = self.db.begin_with_options(options).await?;
-        chain_in(&txn, &self.chain, events, true).await?;
+        chain_in(&txn, &self.chain, events, Some(&self.rejected)).await?;
         txn.commit().await?;
         Ok(())
     }
@@ -404,6 +496,15 @@ impl Appender {
 /// every waiter with the result. A nudge or the sweep chains pending
 /// events alone. Ends once the sink is gone and nothing waits.
 async fn commit_groups(appender: Appender, queue: Arc<Queue>) {
+    /// Closes the queue however the task ends (a panic, or its runtime
+    /// shutting down, included).
+    struct Closing(Arc<Queue>);
+    impl Drop for Closing {
+        fn drop(&mut self) {
+            self.0.close();
+        }
+    }
+    let _closing = Closing(Arc::clone(&queue));
     loop {
         let group = queue.take(MAX_GROUP);
         if group.is_empty() {
@@ -436,13 +537,17 @@ async fn commit_groups(appender: Appender, queue: Arc<Queue>) {
     }
 }
 
-/// Whether any event waits in `audit_pending`.
-async fn has_pending(db: &impl ConnectionTrait) -> Result<bool, CredentialError> {
+/// Whether any event (not rejected) waits in `audit_pending`.
+async fn has_pending(
+    db: &impl ConnectionTrait,
+    rejected: &Rejected,
+) -> Result<bool, CredentialError> {
+    let (skip, values) = rejected.clause();
     let row = db
         .query_one_raw(statement(
             db.get_database_backend(),
-            &format!("SELECT id FROM {PENDING_TABLE} ORDER BY id LIMIT 1"),
-            vec![],
+            &format!("SELECT id FROM {PENDING_TABLE} WHERE 1 = 1{skip} ORDER BY id LIMIT 1"),
+            values,
         ))
         .await?;
     Ok(row.is_some())
@@ -470,16 +575,21 @@ async fn insert_pending(
 }
 
 /// The pending events to chain, oldest first: their ids and events. One
-/// that does not authenticate is left where it is (verify reports it).
+/// that does not authenticate is left where it is (verify reports it),
+/// remembered in `rejected` and skipped from then on.
 async fn take_pending(
     txn: &DatabaseTransaction,
     chain: &ChainKey,
+    rejected: &Rejected,
 ) -> Result<(Vec<i64>, Vec<AuditEvent>), CredentialError> {
+    let (skip, values) = rejected.clause();
     let rows = txn
         .query_all_raw(statement(
             txn.get_database_backend(),
-            &format!("SELECT id, event, mac FROM {PENDING_TABLE} ORDER BY id LIMIT {MAX_PENDING}"),
-            vec![],
+            &format!(
+                "SELECT id, event, mac FROM {PENDING_TABLE} WHERE 1 = 1{skip} ORDER BY id LIMIT {MAX_PENDING}"
+            ),
+            values,
         ))
         .await?;
     let (mut ids, mut events) = (Vec::new(), Vec::new());
@@ -494,23 +604,24 @@ async fn take_pending(
                 ids.push(id);
                 events.push(event);
             }
-            None => tracing::error!(
+            None if rejected.add(id) => tracing::error!(
                 id,
                 "a pending audit event in {PENDING_TABLE} does not authenticate under the audit key; it is left unchained for verify to report"
             ),
+            None => {}
         }
     }
     Ok((ids, events))
 }
 
 /// Chains `events` after the head, in `txn`: locks the head, takes the
-/// pending events first when `with_pending`, inserts the records, removes
+/// pending events first when `with_pending` (skipping rejected ones), inserts the records, removes
 /// the pending rows chained and moves the head.
 async fn chain_in(
     txn: &DatabaseTransaction,
     chain: &ChainKey,
     events: &[&AuditEvent],
-    with_pending: bool,
+    with_pending: Option<&Rejected>,
 ) -> Result<(), CredentialError> {
     let backend = txn.get_database_backend();
     let lock = match backend {
@@ -528,8 +639,8 @@ async fn chain_in(
     // Read after the head's lock is held: another process's chaining of
     // the same rows has committed (or not begun).
     let (ids, taken) = match with_pending {
-        true => take_pending(txn, chain).await?,
-        false => (Vec::new(), Vec::new()),
+        Some(rejected) => take_pending(txn, chain, rejected).await?,
+        None => (Vec::new(), Vec::new()),
     };
     let all: Vec<&AuditEvent> = taken.iter().chain(events.iter().copied()).collect();
     if all.is_empty() {
@@ -711,7 +822,7 @@ async fn verify_in(
     };
     let head = read_head(&txn).await?;
     let mut verifier = verify_records(audit_key, head);
-    let mut from: i64 = 0;
+    let mut from = i64::MIN;
     'pages: loop {
         let rows = txn
             .query_all_raw(statement(
@@ -723,7 +834,7 @@ async fn verify_in(
             ))
             .await?;
         let Some(last) = rows.last() else { break };
-        from = last.try_get::<i64>("", "seq")? + 1;
+        from = last.try_get::<i64>("", "seq")?.saturating_add(1);
         let full = rows.len() as u64 == VERIFY_PAGE;
         for row in rows {
             let record: String = row.try_get("", "record")?;
@@ -736,26 +847,27 @@ async fn verify_in(
         }
     }
     let chain = ChainKey::new(audit_key);
-    let (mut pending, mut forged_pending, mut after) = (0, None, -1i64);
+    let (mut pending, mut forged_pending, mut after) = (0, None, i64::MIN);
     'pending: loop {
         let rows = txn
             .query_all_raw(statement(
                 backend,
                 &format!(
-                    "SELECT id, event, mac FROM {PENDING_TABLE} WHERE id > ? ORDER BY id LIMIT {VERIFY_PAGE}"
+                    "SELECT id, event, mac FROM {PENDING_TABLE} WHERE id >= ? ORDER BY id LIMIT {VERIFY_PAGE}"
                 ),
                 vec![after.into()],
             ))
             .await?;
         let full = rows.len() as u64 == VERIFY_PAGE;
         for row in rows {
-            after = row.try_get("", "id")?;
+            let id: i64 = row.try_get("", "id")?;
+            after = id.saturating_add(1);
             let event = PendingEvent {
                 json: row.try_get("", "event")?,
                 mac: row.try_get("", "mac")?,
             };
             if chain.open_pending(&event).is_none() {
-                forged_pending = Some(after);
+                forged_pending = Some(id);
                 break 'pending;
             }
             pending += 1;

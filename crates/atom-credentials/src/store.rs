@@ -612,7 +612,10 @@ impl CredentialStore {
             }
         };
         if let Err(e) = txn.commit().await {
-            // Riders, dropped here, go back to the group commit.
+            // It did not commit: the riders go back to the group commit.
+            if let Some(riders) = riders {
+                riders.put_back();
+            }
             let e = CredentialError::from(e);
             // With the event in the transaction, nothing claims the change.
             if self.audit.ledger().is_none()

@@ -297,6 +297,21 @@ db_test!(tampering_with_the_table_is_reported, |db| {
     assert!(report.forged_pending.is_some(), "{report}");
     assert!(!report.is_intact());
     assert!(report.to_string().contains("forged"), "{report}");
+    // The forged row stays for verify to report, and does not hold back
+    // the events after it.
+    let chained = || async { raw.count("SELECT COUNT(*) FROM audit_events", vec![]).await };
+    let before = chained().await;
+    store
+        .put(&user("alice"), &provider("p9"), &secret("t"))
+        .await
+        .unwrap();
+    store.auditor().flush().await.unwrap();
+    assert_eq!(chained().await, before + 1);
+    assert_eq!(
+        raw.count("SELECT COUNT(*) FROM audit_pending", vec![])
+            .await,
+        1
+    );
 });
 
 db_test!(envelope_operations_record_in_their_transactions, |db| {
@@ -402,5 +417,80 @@ db_test!(
         assert_eq!((after.chain.events, after.pending), (2, 0));
         let names: Vec<String> = recorded(&db).await.into_iter().map(|e| e.0).collect();
         assert_eq!(names, ["credential_stored", "credential_deleted"]);
+    }
+);
+
+/// A sink that, while armed, refuses `credential_stored` events only: the
+/// write's data key is unwrapped and recorded, then the write rolls back.
+#[derive(Clone, Default)]
+struct RefusingStored(Arc<std::sync::atomic::AtomicBool>);
+
+#[async_trait::async_trait]
+impl atom_audit::AuditSink for RefusingStored {
+    async fn record(&self, event: &atom_audit::AuditEvent) -> Result<(), atom_audit::AuditError> {
+        if self.0.load(std::sync::atomic::Ordering::SeqCst)
+            && matches!(event.action, atom_audit::Action::CredentialStored { .. })
+        {
+            return Err(atom_audit::AuditError::Sink {
+                sink: "test".into(),
+                message: "refused (simulated)".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+db_test!(
+    an_unwrap_recorded_in_a_rolled_back_write_is_recorded_again,
+    |db| {
+        // A data key unwrapped inside a write whose transaction then rolls
+        // back (a sink beside the table refuses the write's own event) took
+        // its record with it: the next write that uses the key records the
+        // unwrap again instead of being served from the cache unrecorded.
+        let (enc, audit_key) = (Key::generate().unwrap(), Key::generate().unwrap());
+        let table = DatabaseAuditSink::open(&db.config(), &audit_key)
+            .await
+            .unwrap();
+        let refusing = RefusingStored::default();
+        let auditor = Auditor::new(FanOut::new().with(refusing.clone()).with(table));
+        let config = db.config().with_envelope(true);
+        let (first, _) = CredentialStore::open(&config, encrypted(&enc, &[]), auditor.clone())
+            .await
+            .unwrap();
+        first
+            .put(&user("alice"), &provider("github"), &secret("t1"))
+            .await
+            .unwrap();
+        // Another process: nothing cached.
+        let (second, _) = CredentialStore::open(&config, encrypted(&enc, &[]), auditor)
+            .await
+            .unwrap();
+        refusing.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            second
+                .put(&user("alice"), &provider("github"), &secret("t2"))
+                .await
+                .is_err()
+        );
+        refusing.0.store(false, std::sync::atomic::Ordering::SeqCst);
+        second
+            .put(&user("alice"), &provider("github"), &secret("t3"))
+            .await
+            .unwrap();
+        second.auditor().flush().await.unwrap();
+        let unwraps = recorded(&db)
+            .await
+            .into_iter()
+            .filter(|(name, user, _, _)| name == "data_key_unwrapped" && user == "alice")
+            .count();
+        assert!(
+            unwraps >= 1,
+            "the unwrap in the committed write is recorded"
+        );
+        let token = second
+            .get(&user("alice"), &provider("github"))
+            .await
+            .unwrap();
+        assert_eq!(reveal(&token), "t3");
     }
 );

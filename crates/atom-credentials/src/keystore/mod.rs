@@ -149,7 +149,14 @@ impl KeyStore {
             kek_id,
         };
         audit.record_on(conn, self.shared, unwrapped, None).await?;
-        self.remember(user, &key);
+        // An event appended in the caller's transaction goes if it rolls
+        // back: the key is then not cached, so that the next unwrap is
+        // recorded again rather than served unrecorded.
+        let in_transaction =
+            self.shared && conn.transaction().is_some() && audit.ledger().is_some();
+        if !in_transaction {
+            self.remember(user, &key);
+        }
         Ok(key)
     }
 

@@ -362,6 +362,10 @@ impl KeyStore {
             }
             return Err(e.into());
         }
+        if let Some(ledger) = audit.ledger() {
+            // Its event, pending on a server database, is chained soon.
+            ledger.nudge();
+        }
         Ok(done)
     }
 }
