@@ -231,16 +231,7 @@ impl DatabaseAuditSink {
         config: &StoreConfig,
         audit_key: &Key,
     ) -> Result<DatabaseAuditSink, CredentialError> {
-        let migrating =
-            crate::connect::connect(&config.clone().with_max_connections(NonZeroU32::MIN)).await?;
-        let migrated = crate::migration::run(
-            &migrating,
-            &config.database_url,
-            config.keystore_url.is_none(),
-        )
-        .await;
-        migrating.close().await?;
-        migrated?;
+        crate::migration::run_alone(config).await?;
         // One connection appends; a second answers `check`.
         let pool = config
             .clone()
@@ -345,9 +336,6 @@ impl DatabaseAuditSink {
     }
 
     async fn wait_for_group(&self, event: Option<AuditEvent>) -> Result<(), AuditError> {
-        if self.inner.queue.closed.load(Ordering::SeqCst) {
-            return Err(self.failed("its group-commit task has stopped".to_owned()));
-        }
         let (done, committed) = oneshot::channel();
         self.inner.queue.push(Waiting { event, done });
         match committed.await {
@@ -796,9 +784,7 @@ pub async fn verify_audit_table(
     config: &StoreConfig,
     audit_key: &Key,
 ) -> Result<TableReport, CredentialError> {
-    let mut config = config.clone();
-    config.database_url = config.database_url.without_create();
-    let db = crate::connect::connect(&config.with_max_connections(NonZeroU32::MIN)).await?;
+    let db = connect_existing(config).await?;
     let result = verify_in(&db, audit_key).await;
     db.close().await?;
     result
@@ -892,9 +878,7 @@ pub async fn audit_table_tail(
     config: &StoreConfig,
     n: u64,
 ) -> Result<Vec<String>, CredentialError> {
-    let mut config = config.clone();
-    config.database_url = config.database_url.without_create();
-    let db = crate::connect::connect(&config.with_max_connections(NonZeroU32::MIN)).await?;
+    let db = connect_existing(config).await?;
     let rows = db
         .query_all_raw(statement(
             db.get_database_backend(),
@@ -909,4 +893,12 @@ pub async fn audit_table_tail(
         .collect::<Result<Vec<_>, _>>()?;
     records.reverse();
     Ok(records)
+}
+
+/// One connection to the existing database of `config` (an SQLite file
+/// that does not exist is an error, not created), for reading the trail.
+async fn connect_existing(config: &StoreConfig) -> Result<DatabaseConnection, CredentialError> {
+    let mut config = config.clone();
+    config.database_url = config.database_url.without_create();
+    crate::connect::connect(&config.with_max_connections(NonZeroU32::MIN)).await
 }

@@ -94,15 +94,7 @@ impl CredentialStore {
         // opens: an SQLite connection that read the schema before the
         // migration changed it can prepare statements against the old one
         // (e.g. "ON CONFLICT clause does not match any UNIQUE constraint").
-        let migrating =
-            crate::connect::connect(&config.clone().with_max_connections(NonZeroU32::MIN)).await?;
-        let report = migration::run(
-            &migrating,
-            &config.database_url,
-            config.keystore_url.is_none(),
-        )
-        .await?;
-        migrating.close().await?;
+        let report = migration::run_alone(config).await?;
         if let Some(config) = keystore_config(config) {
             let migrating =
                 crate::connect::connect(&config.clone().with_max_connections(NonZeroU32::MIN))

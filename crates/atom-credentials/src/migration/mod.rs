@@ -56,6 +56,24 @@ impl MigratorTrait for Migrator {
     }
 }
 
+/// [`run`] on a connection of its own to `config.database_url`, closed
+/// before this returns (so that no pooled connection prepared statements
+/// against the old schema).
+pub(crate) async fn run_alone(
+    config: &crate::config::StoreConfig,
+) -> Result<MigrationReport, CredentialError> {
+    let migrating =
+        crate::connect::connect(&config.clone().with_max_connections(NonZeroU32::MIN)).await?;
+    let report = run(
+        &migrating,
+        &config.database_url,
+        config.keystore_url.is_none(),
+    )
+    .await;
+    migrating.close().await?;
+    report
+}
+
 /// Applies every pending migration and reports what was done. Processes
 /// starting at once on one database take turns (see [`MigrationLock`]):
 /// the first migrates, the others then find nothing to do.
