@@ -14,14 +14,19 @@
 //! | `atom_rotation_phase` (gauge, from the rotation state file at each scrape) | `phase`: 1 for the phase reached, 0 for the others |
 //! | `atom_rotation_rows_rewrapped`, `atom_rotation_secrets_rewrapped`, `atom_rotation_updated_timestamp_seconds` (gauges, likewise) | |
 //!
-//! No label holds a user id, provider, token or address: routes are path
-//! templates (`/api/users/{user}/credentials/{provider}`), and a path that
-//! matches no route is `unmatched`.
+//! Every label value comes from a fixed set, never from the request or a
+//! user: routes are path templates
+//! (`/api/users/{user}/credentials/{provider}`), and a path that matches no
+//! route is `unmatched`; methods are the nine of RFC 9110 and PATCH, any
+//! other is `other`; statuses are those the server answers (the README's
+//! table), any other is its class (`2xx`...). So no label holds a user id,
+//! provider, token or address, and no client can grow the number of series.
 
 use std::sync::OnceLock;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
+use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -61,17 +66,17 @@ pub(crate) async fn track(req: Request, next: Next) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method());
     let started = Instant::now();
     let in_flight = metrics::gauge!("atom_http_requests_in_flight");
     in_flight.increment(1.0);
     let response = next.run(req).await;
     in_flight.decrement(1.0);
-    let status = response.status().as_u16().to_string();
+    let status = status_label(response.status());
     metrics::histogram!(
         "atom_http_request_duration_seconds",
         "route" => route.clone(),
-        "method" => method.clone()
+        "method" => method
     )
     .record(started.elapsed().as_secs_f64());
     metrics::counter!(
@@ -82,6 +87,44 @@ pub(crate) async fn track(req: Request, next: Next) -> Response {
     )
     .increment(1);
     response
+}
+
+/// The `method` label: a method of RFC 9110 (or PATCH) by name, any other
+/// `other`. Methods are tokens of any length that a client may invent; as
+/// labels they would make a series each.
+pub(crate) fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "other",
+    }
+}
+
+/// The `status` label: a status the server answers by its number (the
+/// README's table), any other by its class.
+pub(crate) fn status_label(status: StatusCode) -> &'static str {
+    const ANSWERED: [&str; 16] = [
+        "200", "204", "400", "401", "403", "404", "405", "408", "409", "413", "415", "422", "429",
+        "431", "500", "503",
+    ];
+    let code = status.as_str();
+    if let Some(known) = ANSWERED.iter().find(|known| **known == code) {
+        return known;
+    }
+    match status.as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
 }
 
 /// Sets the pool gauges from `usage` (read at each scrape).
