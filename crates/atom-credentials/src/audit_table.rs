@@ -232,6 +232,38 @@ impl DatabaseAuditSink {
         audit_key: &Key,
     ) -> Result<DatabaseAuditSink, CredentialError> {
         crate::migration::run_alone(config).await?;
+        DatabaseAuditSink::start(config, audit_key).await
+    }
+
+    /// Connects to `config.database_url` without changing its schema: the
+    /// tables must be there (an SQLite file that does not exist is not
+    /// created), else [`CredentialError::NotMigrated`]. For commands that
+    /// record events but must not migrate.
+    pub async fn open_existing(
+        config: &StoreConfig,
+        audit_key: &Key,
+    ) -> Result<DatabaseAuditSink, CredentialError> {
+        let mut config = config.clone();
+        config.database_url = config.database_url.without_create();
+        if config.database_url.sqlite_file_missing() {
+            return Err(CredentialError::NotMigrated {
+                pending: crate::migration::all_names(),
+            });
+        }
+        let db = connect_existing(&config.clone().with_max_connections(NonZeroU32::MIN)).await?;
+        let pending = crate::migration::pending(&db).await;
+        db.close().await?;
+        let pending = pending?;
+        if !pending.is_empty() {
+            return Err(CredentialError::NotMigrated { pending });
+        }
+        DatabaseAuditSink::start(&config, audit_key).await
+    }
+
+    async fn start(
+        config: &StoreConfig,
+        audit_key: &Key,
+    ) -> Result<DatabaseAuditSink, CredentialError> {
         // One connection appends; a second answers `check`.
         let pool = config
             .clone()
@@ -444,7 +476,11 @@ impl Appender {
         loop {
             attempts += 1;
             match self.append_once(events).await {
-                Err(CredentialError::Conflict { message }) if attempts < 3 => {
+                // Another process chained the same events (Contended) or
+                // took the same sequence numbers (a unique key: Conflict).
+                Err(
+                    CredentialError::Contended { message } | CredentialError::Conflict { message },
+                ) if attempts < 3 => {
                     tracing::debug!(%message, "audit group commit retried");
                 }
                 other => return other,
@@ -663,7 +699,7 @@ async fn chain_in(
             .await?
             .rows_affected();
         if removed != slice.len() as u64 {
-            return Err(CredentialError::Conflict {
+            return Err(CredentialError::Contended {
                 message: format!(
                     "pending audit events were chained by another process meanwhile ({removed} of {} still pending)",
                     slice.len()
@@ -895,10 +931,10 @@ pub async fn audit_table_tail(
     Ok(records)
 }
 
-/// One connection to the existing database of `config` (an SQLite file
-/// that does not exist is an error, not created), for reading the trail.
+/// One connection to the existing database of `config`, for reading (an
+/// SQLite file is opened read-only: not created, not written).
 async fn connect_existing(config: &StoreConfig) -> Result<DatabaseConnection, CredentialError> {
     let mut config = config.clone();
-    config.database_url = config.database_url.without_create();
+    config.database_url = config.database_url.read_only();
     crate::connect::connect(&config.with_max_connections(NonZeroU32::MIN)).await
 }

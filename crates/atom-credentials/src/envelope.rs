@@ -146,9 +146,7 @@ impl CredentialStore {
                 .await;
             match found {
                 Ok(key) => return Ok((txn, key, turn)),
-                Err(CredentialError::Conflict { message })
-                    if message == crate::keystore::NO_KEY_YET && attempts < 3 =>
-                {
+                Err(CredentialError::NoDataKeyYet { .. }) if attempts < 3 => {
                     txn.rollback().await?;
                     drop(turn);
                     self.keystore
@@ -320,7 +318,7 @@ impl CredentialStore {
             .keystore
             .create(conn, keyring, &self.audit, user.as_str(), seq, now)
             .await?
-            .ok_or_else(|| CredentialError::Conflict {
+            .ok_or_else(|| CredentialError::Contended {
                 message: format!(
                     "the data key of user {user} was changed by another writer during the rotation; run the rotation again"
                 ),

@@ -95,6 +95,32 @@ pub enum CredentialError {
         message: String,
     },
 
+    /// Another writer changed what this operation read (a data key made
+    /// or replaced, pending audit events chained) and it was stopped with
+    /// nothing changed. Retrying soon is expected to succeed.
+    #[error("{message}")]
+    Contended {
+        /// What changed, and that a retry is the next step.
+        message: String,
+    },
+
+    /// The user has no data key yet, and this write may not make one in
+    /// its own transaction (MySQL): the caller makes it first and tries
+    /// again. Reaching a caller, it is a contention like the one above.
+    #[error("the data key of user {user} is being made by another writer; retry the write")]
+    NoDataKeyYet {
+        /// The user id.
+        user: String,
+    },
+
+    /// The operating system's random generator failed, so no key could be
+    /// made. Nothing was stored.
+    #[error("{what}: the operating system's random generator is unavailable")]
+    RandomUnavailable {
+        /// What needed a random key.
+        what: String,
+    },
+
     /// A migration of the credential tables failed.
     #[error("migrating the credential tables failed: {message}")]
     Migration {
@@ -127,6 +153,61 @@ pub enum CredentialError {
         "the credential operation was refused because its audit event could not be recorded: {0}"
     )]
     AuditFailed(#[source] AuditError),
+}
+
+/// What a face (HTTP, Python, the CLI) does with a [`CredentialError`]:
+/// one class per kind of answer. Unlike the error, this enum is
+/// deliberately exhaustive: a new class is a decision that every face's
+/// `match` must make, so none of them falls back to "internal error".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(clippy::exhaustive_enums)]
+pub enum ErrorClass {
+    /// Nothing is stored there (HTTP 404).
+    NotFound,
+    /// The caller's input does not parse (HTTP 400).
+    InvalidInput,
+    /// Stored rows conflict (HTTP 409).
+    Conflict,
+    /// The stored value does not open: another row's ciphertext, a missing
+    /// or destroyed key, tampering, plaintext where a key is set. The
+    /// caller cannot fix it by retrying (HTTP 422).
+    CannotOpen,
+    /// Another writer got in the way; retrying soon succeeds (HTTP 503 with
+    /// `Retry-After`).
+    Contended,
+    /// The database or the audit trail cannot serve now (HTTP 503).
+    Unavailable,
+    /// The configuration cannot serve this: no key, a bad setting, a
+    /// database that is not migrated (HTTP 503; the operator acts).
+    Misconfigured,
+    /// Something that should not happen (HTTP 500).
+    Internal,
+}
+
+impl CredentialError {
+    /// The class of this error, for the faces to answer by. An exhaustive
+    /// match: a new variant must be classified here.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            CredentialError::NotFound { .. } => ErrorClass::NotFound,
+            CredentialError::InvalidInput(_) => ErrorClass::InvalidInput,
+            CredentialError::Conflict { .. } => ErrorClass::Conflict,
+            CredentialError::DecryptionFailed { .. }
+            | CredentialError::DataKey { .. }
+            | CredentialError::PlaintextRefused { .. } => ErrorClass::CannotOpen,
+            CredentialError::Contended { .. } | CredentialError::NoDataKeyYet { .. } => {
+                ErrorClass::Contended
+            }
+            CredentialError::DatabaseUnavailable { .. }
+            | CredentialError::Database { .. }
+            | CredentialError::Migration { .. }
+            | CredentialError::AuditFailed(_) => ErrorClass::Unavailable,
+            CredentialError::KeyRequired { .. }
+            | CredentialError::Config(_)
+            | CredentialError::NotMigrated { .. } => ErrorClass::Misconfigured,
+            CredentialError::RandomUnavailable { .. } => ErrorClass::Internal,
+        }
+    }
 }
 
 impl From<DbErr> for CredentialError {

@@ -43,11 +43,11 @@ mod user_id;
 
 pub use audit_table::{DatabaseAuditSink, TableReport, audit_table_tail, verify_audit_table};
 pub use config::{
-    ENV_DATABASE_URL, ENV_DB_MAX_CONNECTIONS, ENV_ENVELOPE, ENV_KEYSTORE_URL,
-    ENV_PLAINTEXT_TRANSITION, StoreConfig,
+    DEFAULT_ACQUIRE_TIMEOUT, ENV_DATABASE_URL, ENV_DB_ACQUIRE_TIMEOUT_SECS, ENV_DB_MAX_CONNECTIONS,
+    ENV_ENVELOPE, ENV_KEYSTORE_URL, ENV_PLAINTEXT_TRANSITION, StoreConfig,
 };
 pub use envelope::{DataKeyCounts, UserKeyRotation};
-pub use error::CredentialError;
+pub use error::{CredentialError, ErrorClass};
 pub use info::{CredentialInfo, ErasureReport, PoolUsage};
 pub use keystore::{DataKeyFailure, DataKeyProgress};
 pub use migration::{MigrationReport, SchemaState, schema_state};

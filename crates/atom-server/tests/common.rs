@@ -34,6 +34,10 @@ struct Setup {
     auth: Option<Authenticator>,
     /// A rotation state file whose progress `/metrics` exports.
     rotation_state: Option<std::path::PathBuf>,
+    /// Seal credentials under per-user data keys (`atom:v2`).
+    envelope: bool,
+    /// How long an operation waits for a database connection.
+    acquire_timeout: Option<std::time::Duration>,
 }
 
 impl Setup {
@@ -50,6 +54,8 @@ impl Setup {
             tls: None,
             auth: None,
             rotation_state: None,
+            envelope: false,
+            acquire_timeout: None,
         }
     }
 }
@@ -103,6 +109,29 @@ impl TestServer {
         TestServer::launch(dir, database_url, setup).await
     }
 
+    /// A server sealing credentials under per-user data keys.
+    pub(crate) async fn start_enveloped(dir: &Path, database_url: &str) -> TestServer {
+        let setup = Setup {
+            envelope: true,
+            ..Setup::auditing_every_refusal()
+        };
+        TestServer::launch(dir, database_url, setup).await
+    }
+
+    /// A server whose operations wait at most `timeout` for a database
+    /// connection.
+    pub(crate) async fn start_waiting_at_most(
+        dir: &Path,
+        database_url: &str,
+        timeout: std::time::Duration,
+    ) -> TestServer {
+        let setup = Setup {
+            acquire_timeout: Some(timeout),
+            ..Setup::auditing_every_refusal()
+        };
+        TestServer::launch(dir, database_url, setup).await
+    }
+
     /// A server over HTTPS with `tls`, with the default denial limits.
     pub(crate) async fn start_tls(dir: &Path, database_url: &str, tls: Tls) -> TestServer {
         let setup = Setup {
@@ -134,7 +163,11 @@ impl TestServer {
             .unwrap_or_else(|| Auditor::new(events.clone()));
         let keyring = Keyring::new(Key::from_bytes([3; 32]), []).unwrap();
         let protection = Protection::Encrypted(keyring);
-        let config = StoreConfig::new(DatabaseUrl::parse(database_url).unwrap());
+        let mut config = StoreConfig::new(DatabaseUrl::parse(database_url).unwrap())
+            .with_envelope(setup.envelope);
+        if let Some(timeout) = setup.acquire_timeout {
+            config = config.with_acquire_timeout(timeout);
+        }
         let (store, _) = CredentialStore::open(&config, protection.clone(), auditor.clone())
             .await
             .unwrap();

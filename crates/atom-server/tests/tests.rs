@@ -5,6 +5,7 @@
 
 mod api;
 mod binary;
+mod cannot_open;
 mod common;
 mod disk_full;
 mod hostile;

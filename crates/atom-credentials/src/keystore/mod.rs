@@ -14,6 +14,7 @@
 //!   cached key is only a saving on the unwrap), so a key destroyed by
 //!   another process is never used again for a new value.
 
+pub(crate) mod location;
 pub(crate) mod migration;
 pub(crate) mod rotate;
 
@@ -32,10 +33,6 @@ use crate::url::Backend;
 use migration::KEYS_TABLE;
 
 pub use rotate::{DataKeyFailure, DataKeyProgress};
-
-/// The message of [`KeyStore::for_write`]'s conflict when it may not make
-/// the missing key.
-pub(crate) const NO_KEY_YET: &str = "the user has no data key yet";
 
 /// Unwrapped keys kept per process before the cache starts over.
 const CACHE_CAPACITY: usize = 10_000;
@@ -232,7 +229,7 @@ impl KeyStore {
     /// `data_key_created` when the user has none.
     ///
     /// Without `may_create`, a user without a key is
-    /// [`CredentialError::Conflict`] with [`NO_KEY_YET`]: on MySQL a key
+    /// [`CredentialError::NoDataKeyYet`]: on MySQL a key
     /// is not made inside a write transaction, whose share lock on the
     /// missing row (a gap lock) would deadlock with a concurrent first
     /// write's insert; the caller makes it outside and tries again.
@@ -263,8 +260,8 @@ impl KeyStore {
             return self.unwrap(conn, keyring, audit, user, &stored).await;
         }
         if !may_create {
-            return Err(CredentialError::Conflict {
-                message: NO_KEY_YET.to_owned(),
+            return Err(CredentialError::NoDataKeyYet {
+                user: user.to_owned(),
             });
         }
         if let Some(key) = self.create(conn, keyring, audit, user, 0, now).await? {
@@ -277,7 +274,7 @@ impl KeyStore {
                 let stored = StoredKey::from_row(&row)?;
                 self.unwrap(conn, keyring, audit, user, &stored).await
             }
-            None => Err(CredentialError::Conflict {
+            None => Err(CredentialError::Contended {
                 message: format!(
                     "another writer was making the data key of user {user} and it cannot be read yet; retry the write"
                 ),
@@ -313,11 +310,8 @@ impl KeyStore {
         seq: i64,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Option<DataKey>, CredentialError> {
-        let key = DataKey::generate().map_err(|source| CredentialError::DataKey {
-            user: user.to_owned(),
-            key_id: None,
-            reason: atom_crypto::OpenFailure::Other,
-            message: format!("no data key could be made: {source}"),
+        let key = DataKey::generate().map_err(|_| CredentialError::RandomUnavailable {
+            what: format!("no data key could be made for user {user}"),
         })?;
         let action = Action::DataKeyCreated {
             user: user.to_owned(),
