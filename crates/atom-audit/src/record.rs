@@ -23,6 +23,11 @@ use crate::event::AuditEvent;
 
 /// HKDF purpose of the chain MAC.
 pub(crate) const CHAIN_PURPOSE: &str = "audit-chain";
+
+/// The longest line read as a record, in bytes. An event's fields are ids
+/// and key ids of bounded length, so a record is far shorter; a longer
+/// line is not a record and is never read whole.
+pub(crate) const MAX_RECORD_BYTES: u64 = 64 * 1024;
 /// Domain label of a record's MAC input.
 const RECORD_LABEL: &[u8] = b"atom-audit/v1/record";
 /// The format version written in `v`.

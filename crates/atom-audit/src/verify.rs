@@ -170,8 +170,9 @@ pub enum ProblemKind {
         /// Why.
         reason: String,
     },
-    /// The log has checkpoints but the checkpoint file is missing (deleted,
-    /// or a crash during the very first checkpoint).
+    /// The log has checkpoints but the checkpoint file is missing: it was
+    /// deleted (a crash never leaves this: a new log's events are written
+    /// only once the copy of its creation checkpoint exists).
     AnchorMissing,
     /// The records stop before the one the stored head names: the end of
     /// the trail was removed.
@@ -276,7 +277,7 @@ pub fn verify_anchored(
 ) -> Result<VerifyReport, AuditError> {
     let mut copies = Vec::new();
     for path in std::iter::once(checkpoint_path(log)).chain(anchor.map(Path::to_path_buf)) {
-        match std::fs::read(&path) {
+        match atom_io::read_bounded(&path, record::MAX_RECORD_BYTES + 1) {
             Ok(bytes) => copies.push(bytes),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(source) => return Err(AuditError::Read { path, source }),
@@ -347,8 +348,20 @@ pub fn verify_stream(
     let mut buf = Vec::new();
     loop {
         buf.clear();
-        if log.read_until(b'\n', &mut buf)? == 0 {
-            break;
+        match atom_io::read_line_bounded(&mut log, &mut buf, record::MAX_RECORD_BYTES) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::FileTooLarge => {
+                verifier.position += 1;
+                verifier.fail_next(ProblemKind::Malformed {
+                    reason: format!(
+                        "the line is longer than {} bytes, which no record is",
+                        record::MAX_RECORD_BYTES
+                    ),
+                });
+                return Ok(verifier.finish());
+            }
+            Err(e) => return Err(e),
         }
         let Some(line) = buf.strip_suffix(b"\n") else {
             verifier.position += 1;
@@ -388,6 +401,9 @@ pub struct RecordVerifier {
     head: Tag,
     position: u64,
     report: VerifyReport,
+    /// Record 0 is a checkpoint: the log was created by a writer that
+    /// anchors a new log before its first event.
+    starts_with_checkpoint: bool,
 }
 
 /// A record numbered other than the one expected next.
@@ -426,6 +442,7 @@ impl RecordVerifier {
             head: GENESIS,
             position: 0,
             report,
+            starts_with_checkpoint: false,
         }
     }
 
@@ -503,12 +520,24 @@ impl RecordVerifier {
             return Ok(());
         }
         self.head = parsed.tag;
+        if parsed.seq == 0 && parsed.kind == Kind::Checkpoint {
+            self.starts_with_checkpoint = true;
+        }
         self.report.records += 1;
         match parsed.kind {
             Kind::Event => self.report.events += 1,
             Kind::Checkpoint => self.report.checkpoints += 1,
         }
         Ok(())
+    }
+
+    /// Whether the records read say checkpoint copies must exist.
+    fn copies_expected(&self) -> bool {
+        if self.starts_with_checkpoint {
+            self.report.events > 0
+        } else {
+            self.report.checkpoints > 0
+        }
     }
 
     /// The report, once every record was pushed.
@@ -539,7 +568,11 @@ impl RecordVerifier {
                 head: None,
                 records,
             }),
-            None if self.report.checkpoints > 0 => {
+            // A log that starts with a checkpoint was made by a writer that
+            // writes no event before the copies exist: without copies and
+            // without events, only its creation (and a repair of it) was
+            // interrupted by a crash, and nothing could have been cut.
+            None if self.copies_expected() => {
                 self.report.unanchored = records;
                 Some(ProblemKind::AnchorMissing)
             }

@@ -1,7 +1,6 @@
 //! `atom audit verify | tail`: the hash-chained audit log.
 
 use std::collections::VecDeque;
-use std::io::BufRead as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -12,6 +11,9 @@ use clap::Subcommand;
 use serde_json::Value;
 
 use crate::exit;
+
+/// The longest line `atom audit tail` reads (a record is far shorter).
+const MAX_LINE_BYTES: u64 = 64 * 1024;
 use crate::session::{GlobalArgs, print_json};
 
 #[derive(Subcommand)]
@@ -114,8 +116,24 @@ pub(crate) fn run(cmd: AuditCommand, args: &GlobalArgs) -> anyhow::Result<ExitCo
                 )
             })?;
             let mut last: VecDeque<String> = VecDeque::with_capacity(lines);
-            for line in std::io::BufReader::new(file).lines() {
-                let line = line.with_context(|| format!("cannot read {}", log.display()))?;
+            let mut reader = std::io::BufReader::new(file);
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                // A record is short; a longer line (a damaged log, or a
+                // path naming a device) is not read whole.
+                let read = atom_io::read_line_bounded(&mut reader, &mut buf, MAX_LINE_BYTES)
+                    .with_context(|| {
+                        format!(
+                            "cannot read {}; check it with: atom audit verify",
+                            log.display()
+                        )
+                    })?;
+                if read == 0 {
+                    break;
+                }
+                let text = buf.strip_suffix(b"\n").unwrap_or(&buf);
+                let line = String::from_utf8_lossy(text).into_owned();
                 if !checkpoints && is_checkpoint(&line) {
                     continue;
                 }

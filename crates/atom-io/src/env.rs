@@ -42,7 +42,7 @@ pub enum EnvError {
     },
     /// The file is far larger than a secret.
     #[error(
-        "{var_file} {path} is {size} bytes, more than a secret file holds ({MAX_SECRET_FILE_BYTES}); check that it names the right file"
+        "{var_file} {path} holds more than {MAX_SECRET_FILE_BYTES} bytes (at least {size}), more than a secret file holds; check that it names the right file"
     )]
     TooLarge {
         /// The variable naming the file.
@@ -106,34 +106,25 @@ pub fn secret_from_env(
 }
 
 fn read_secret_file(path: &Path, var_file: &str) -> Result<Zeroizing<String>, EnvError> {
-    use std::io::Read as _;
     let shown = path.display().to_string();
     let unreadable = |e: std::io::Error| EnvError::Unreadable {
         var_file: var_file.to_owned(),
         path: shown.clone(),
         kind: e.kind(),
     };
-    let file = std::fs::File::open(path).map_err(unreadable)?;
-    let meta = file.metadata().map_err(unreadable)?;
-    if meta.is_dir() {
-        return Err(EnvError::Unreadable {
-            var_file: var_file.to_owned(),
-            path: shown,
-            kind: std::io::ErrorKind::IsADirectory,
-        });
-    }
-    if meta.len() > MAX_SECRET_FILE_BYTES {
-        return Err(EnvError::TooLarge {
-            var_file: var_file.to_owned(),
-            path: shown,
-            size: meta.len(),
-        });
-    }
+    let meta = std::fs::metadata(path).map_err(unreadable)?;
+    let bytes = crate::read_bounded_secret(path, MAX_SECRET_FILE_BYTES).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::FileTooLarge {
+            EnvError::TooLarge {
+                var_file: var_file.to_owned(),
+                path: shown.clone(),
+                size: meta.len().max(MAX_SECRET_FILE_BYTES + 1),
+            }
+        } else {
+            unreadable(e)
+        }
+    })?;
     warn_if_readable_by_others(&meta, path, var_file);
-    let mut bytes = Zeroizing::new(Vec::new());
-    file.take(MAX_SECRET_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(unreadable)?;
     let text = std::str::from_utf8(&bytes).map_err(|_| EnvError::NotText {
         var_file: var_file.to_owned(),
         path: shown,

@@ -6,16 +6,20 @@
 //! - [`secret_from_env`]: a secret from `VAR` or `VAR_FILE` (not both), in a
 //!   zeroizing buffer, with errors that name the variable and the file.
 //! - [`flag_from_env`]: a boolean variable (`1`, `true`, `0`, `false`).
+//! - [`read_bounded`]: a file whose size someone else controls, read to
+//!   a limit and no further (also a line: [`read_line_bounded`]).
 //! - [`hex`]: lower-case hex.
 
 mod atomic;
 mod env;
+mod read;
 
 pub use atomic::{
     AtomicWriteError, AtomicWriter, WriteHook, WriteStep, parent_dir, remove_stale_temps, sync_dir,
     write_atomically,
 };
 pub use env::{EnvError, EnvSecret, MAX_SECRET_FILE_BYTES, flag_from_env, secret_from_env};
+pub use read::{read_bounded, read_bounded_secret, read_line_bounded, too_large};
 
 /// Lower-case hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {

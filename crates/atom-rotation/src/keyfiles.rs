@@ -256,22 +256,23 @@ impl KeyLines {
 }
 
 fn read_text(path: &Path) -> Result<Zeroizing<String>, Error> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        Error::Usage(format!(
-            "cannot read the key file {}: {}; check the path and its permissions",
-            path.display(),
-            e.kind()
-        ))
-    })?;
-    match String::from_utf8(bytes) {
-        Ok(text) => Ok(Zeroizing::new(text)),
-        Err(e) => {
-            drop(Zeroizing::new(e.into_bytes()));
-            Err(Error::Usage(format!(
-                "the key file {} is not text; it holds url-safe base64 keys, one a line",
-                path.display()
-            )))
-        }
+    let bytes =
+        atom_io::read_bounded_secret(path, atom_io::MAX_SECRET_FILE_BYTES).map_err(|e| {
+            Error::Usage(format!(
+                "cannot read the key file {}: {}; check the path and its permissions",
+                path.display(),
+                match e.kind() {
+                    std::io::ErrorKind::FileTooLarge => e.to_string(),
+                    kind => kind.to_string(),
+                }
+            ))
+        })?;
+    match std::str::from_utf8(&bytes) {
+        Ok(text) => Ok(Zeroizing::new(text.to_owned())),
+        Err(_) => Err(Error::Usage(format!(
+            "the key file {} is not text; it holds url-safe base64 keys, one a line",
+            path.display()
+        ))),
     }
 }
 

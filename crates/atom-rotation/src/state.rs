@@ -95,6 +95,10 @@ pub struct RotationState {
     pub cursors: Vec<RangeCursor>,
 }
 
+/// The largest rotation state file read: key ids and a cursor per range
+/// take far less.
+const MAX_STATE_BYTES: u64 = 1024 * 1024;
+
 impl RotationState {
     pub(crate) fn new(old: KeyId, new: KeyId) -> RotationState {
         let now = Utc::now();
@@ -118,7 +122,7 @@ impl RotationState {
 
     /// Reads the state file; `None` when there is none.
     pub fn load(path: &Path) -> Result<Option<RotationState>, Error> {
-        let bytes = match std::fs::read(path) {
+        let bytes = match atom_io::read_bounded(path, MAX_STATE_BYTES) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => {

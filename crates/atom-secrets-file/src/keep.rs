@@ -35,7 +35,10 @@ pub(crate) fn keep_aside(path: &Path) -> Result<PathBuf> {
 }
 
 fn copy_aside(path: &Path, kept: &Path) -> Result<PathBuf> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, "read", e))?;
+    // Only our own files are kept aside, and none is larger than a
+    // secrets file may be.
+    let bytes = atom_io::read_bounded(path, crate::DEFAULT_MAX_SIZE)
+        .map_err(|e| Error::io(path, "read", e))?;
     atom_io::write_atomically(kept, &bytes)?;
     Ok(kept.to_owned())
 }

@@ -277,7 +277,7 @@ impl SecretsDir {
     /// older different backup is kept aside first.
     fn write_backup(&self, plain_bytes: &[u8]) -> Result<(bool, Option<PathBuf>)> {
         let backup = self.backup_path();
-        let kept = match std::fs::read(&backup) {
+        let kept = match atom_io::read_bounded(&backup, self.max_size()) {
             Ok(old) if old == plain_bytes => return Ok((false, None)),
             Ok(_) => Some(keep_aside(&backup)?),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,

@@ -99,6 +99,45 @@ impl Tls {
     }
 }
 
+/// The largest certificate chain or key file read: a chain of a few
+/// certificates is a few KiB.
+const MAX_PEM_BYTES: u64 = 1024 * 1024;
+
+/// The bytes of a PEM file, read to [`MAX_PEM_BYTES`] and no further.
+fn read_pem(path: &Path, secret: bool) -> Result<zeroize::Zeroizing<Vec<u8>>, TlsError> {
+    let unreadable = |e: std::io::Error| TlsError::Unreadable {
+        path: path.to_owned(),
+        kind: e.kind(),
+    };
+    if secret {
+        warn_if_readable_by_others(path);
+        atom_io::read_bounded_secret(path, MAX_PEM_BYTES).map_err(unreadable)
+    } else {
+        atom_io::read_bounded(path, MAX_PEM_BYTES)
+            .map(zeroize::Zeroizing::new)
+            .map_err(unreadable)
+    }
+}
+
+/// A private key readable by group or others is served all the same (the
+/// operator may have reasons), but said once at each load, as for the
+/// other secret files.
+fn warn_if_readable_by_others(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(
+                file = %path.display(),
+                "the TLS private key is readable by group or others; restrict it with: chmod 600 {}",
+                path.display()
+            );
+        }
+    }
+}
+
 fn read_config(cert_path: &Path, key_path: &Path) -> Result<Arc<ServerConfig>, TlsError> {
     let unreadable = |path: &Path| {
         let path = path.to_owned();
@@ -113,8 +152,8 @@ fn read_config(cert_path: &Path, key_path: &Path) -> Result<Arc<ServerConfig>, T
             },
         }
     };
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_path)
-        .map_err(unreadable(cert_path))?
+    let cert_pem = read_pem(cert_path, false)?;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<Result<_, _>>()
         .map_err(unreadable(cert_path))?;
     if chain.is_empty() {
@@ -123,7 +162,8 @@ fn read_config(cert_path: &Path, key_path: &Path) -> Result<Arc<ServerConfig>, T
             what: "certificate",
         });
     }
-    let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| match e {
+    let key_pem = read_pem(key_path, true)?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| match e {
         rustls_pki_types::pem::Error::Io(e) => TlsError::Unreadable {
             path: key_path.to_owned(),
             kind: e.kind(),

@@ -13,17 +13,19 @@ use crate::record::{self, Kind, Tag};
 
 /// Checks a copy of the last checkpoint (the sidecar, or the anchor kept
 /// away from the log) against a log of `next_seq` records: it must
-/// authenticate, and the log must reach it. A missing copy is fine (a new
-/// log, or an anchor configured since).
+/// authenticate, and the log must reach it. The record it anchors; `None`
+/// for a missing copy, which is fine here (a new log, a crash before the
+/// first copy was written, or an anchor configured since): the writer
+/// writes a checkpoint at once.
 pub(super) fn check_checkpoint_copy(
     copy: &Path,
     mac: &MacKey,
     next_seq: u64,
     damaged: &dyn Fn(String) -> AuditError,
-) -> Result<(), AuditError> {
-    let bytes = match std::fs::read(copy) {
+) -> Result<Option<u64>, AuditError> {
+    let bytes = match atom_io::read_bounded(copy, record::MAX_RECORD_BYTES + 1) {
         Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(source) => {
             return Err(AuditError::Read {
                 path: copy.to_path_buf(),
@@ -52,7 +54,7 @@ pub(super) fn check_checkpoint_copy(
             parsed.seq
         )));
     }
-    Ok(())
+    Ok(Some(parsed.seq))
 }
 
 pub(super) fn open_options() -> OpenOptions {
@@ -92,6 +94,10 @@ pub(super) fn last_line(
             return Ok(Some(tail[pos + 1..].to_vec()));
         }
         if start == 0 {
+            return Ok(Some(tail));
+        }
+        if tail.len() as u64 > record::MAX_RECORD_BYTES + 1 {
+            // Not a record: say so without reading the rest of the file.
             return Ok(Some(tail));
         }
         end = start;
