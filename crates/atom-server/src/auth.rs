@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 /// The HS256 secret, as text.
 pub const ENV_JWT_SECRET: &str = "ATOM_JWT_SECRET";
@@ -167,13 +168,17 @@ impl JwtKeys {
     /// Checks an `Authorization` header value.
     pub fn authenticate(&self, header: Option<&str>) -> Result<Principal, AuthError> {
         let token = bearer(header)?;
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|e| AuthError::Invalid(describe(e.kind(), "HS256")))?;
-        check_issued_at(data.claims.iat)?;
-        check_user(&data.claims.sub, "sub")?;
+        let data =
+            jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding, &self.validation)
+                .map_err(|e| refusal(token, e.kind(), "HS256"))?;
+        check_claim_types(&data.claims)?;
+        let claims: Claims = serde_json::from_value(Value::Object(data.claims))
+            .map_err(|_| AuthError::Invalid("its `admin` claim is not true or false".into()))?;
+        check_issued_at(claims.iat)?;
+        check_user(&claims.sub, "sub")?;
         Ok(Principal {
-            user: data.claims.sub,
-            admin: data.claims.admin,
+            user: claims.sub,
+            admin: claims.admin,
         })
     }
 }
@@ -205,9 +210,18 @@ impl From<JwtKeys> for Authenticator {
     }
 }
 
+impl Authenticator {
+    /// Tokens of the identity provider `verifier` checks, with its key set
+    /// refreshed on a timer of the current runtime while it lives.
+    pub fn refreshing(verifier: Arc<crate::identity::ProviderVerifier>) -> Authenticator {
+        verifier.refresh_on_a_timer();
+        Authenticator::Provider(verifier)
+    }
+}
+
 impl From<crate::identity::ProviderVerifier> for Authenticator {
     fn from(verifier: crate::identity::ProviderVerifier) -> Authenticator {
-        Authenticator::Provider(Arc::new(verifier))
+        Authenticator::refreshing(Arc::new(verifier))
     }
 }
 
@@ -218,6 +232,34 @@ pub(crate) fn bearer(header: Option<&str>) -> Result<&str, AuthError> {
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or(AuthError::Missing)
+}
+
+/// Refuses a token whose registered claims (RFC 7519, section 4.1) are of
+/// another type than the RFC gives them: `iss` and `sub` strings, `aud` a
+/// string or an array of strings, `exp`, `nbf` and `iat` NumericDates
+/// (non-negative numbers), `jti` a string. A verifier that accepted `iss`
+/// as an array would let one token claim several issuers.
+pub(crate) fn check_claim_types(claims: &Map<String, Value>) -> Result<(), AuthError> {
+    let wrong = |claim: &str, should: &str| {
+        Err(AuthError::Invalid(format!(
+            "its `{claim}` claim is not {should} (RFC 7519, section 4.1)"
+        )))
+    };
+    for (claim, value) in claims {
+        match (claim.as_str(), value) {
+            ("iss" | "sub" | "jti", Value::String(_)) => {}
+            ("iss" | "sub" | "jti", _) => return wrong(claim, "a string"),
+            ("aud", Value::String(_)) => {}
+            ("aud", Value::Array(items)) if items.iter().all(Value::is_string) => {}
+            ("aud", _) => return wrong(claim, "a string or an array of strings"),
+            ("exp" | "nbf" | "iat", Value::Number(n)) if n.as_f64().is_some_and(|f| f >= 0.0) => {}
+            ("exp" | "nbf" | "iat", _) => {
+                return wrong(claim, "a NumericDate (seconds since 1970, a number)");
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Refuses a token issued (`iat`) later than now plus the leeway.
@@ -241,6 +283,28 @@ pub(crate) fn check_user(user: &str, claim: &str) -> Result<(), AuthError> {
         )));
     }
     Ok(())
+}
+
+/// Why jsonwebtoken refused `token`, for the client: a registered claim of
+/// the wrong type is named as such (jsonwebtoken reports it as missing),
+/// else [`describe`]. The claims are read unverified, for the message only.
+pub(crate) fn refusal(
+    token: &str,
+    kind: &jsonwebtoken::errors::ErrorKind,
+    accepted: &str,
+) -> AuthError {
+    use base64::Engine as _;
+    if matches!(
+        kind,
+        jsonwebtoken::errors::ErrorKind::MissingRequiredClaim(_)
+    ) && let Some(payload) = token.split('.').nth(1)
+        && let Ok(bytes) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload)
+        && let Ok(claims) = serde_json::from_slice::<Map<String, Value>>(&bytes)
+        && let Err(wrong_type) = check_claim_types(&claims)
+    {
+        return wrong_type;
+    }
+    AuthError::Invalid(describe(kind, accepted))
 }
 
 /// The client's message for a token jsonwebtoken refused; `accepted`
@@ -289,4 +353,92 @@ fn random_secret() -> Result<String, String> {
     getrandom::getrandom(&mut bytes)
         .map_err(|_| "the operating system's random generator is unavailable".to_owned())?;
     Ok(atom_io::hex(&bytes))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const SECRET: &[u8] = b"a-secret-of-thirty-two-bytes-or-more!";
+
+    fn now() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    /// Each registered claim of another type than RFC 7519 gives it, in an
+    /// otherwise valid HS256 token: refused, naming the claim.
+    #[test]
+    fn registered_claims_of_the_wrong_type_are_refused() {
+        let keys = JwtKeys::new(SECRET).unwrap();
+        let good = json!({"sub": "alice", "exp": now() + 600, "iat": now()});
+        let cases: Vec<(&str, Value)> = vec![
+            ("iss", json!(["https://a.example", "https://b.example"])),
+            ("iss", json!(42)),
+            ("iss", json!({"x": 1})),
+            ("sub", json!(["alice"])),
+            ("sub", json!(7)),
+            ("sub", Value::Null),
+            ("exp", json!("2100-01-01")),
+            ("exp", json!(-5)),
+            ("exp", json!([now() + 600])),
+            ("nbf", json!(true)),
+            ("nbf", json!("0")),
+            ("iat", json!("now")),
+            ("iat", json!({"t": 1})),
+            ("aud", json!(5)),
+            ("aud", json!(["ok", 5])),
+            ("jti", json!(12)),
+        ];
+        let count = cases.len();
+        for (claim, value) in cases {
+            let mut claims = good.clone();
+            claims[claim] = value.clone();
+            let token = jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                &claims,
+                &EncodingKey::from_secret(SECRET),
+            )
+            .unwrap();
+            let header = format!("Bearer {token}");
+            let err = keys.authenticate(Some(&header)).unwrap_err();
+            let message = err.to_string();
+            assert!(
+                message.contains(&format!("`{claim}`")) || message.contains("malformed"),
+                "{claim} = {value}: {message}"
+            );
+        }
+        assert_eq!(count, 16);
+        // The same claims of the right types pass.
+        let mut claims = good.clone();
+        claims["iss"] = json!("https://a.example");
+        claims["nbf"] = json!(now() - 10);
+        claims["jti"] = json!("id-1");
+        let token = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap();
+        let principal = keys.authenticate(Some(&format!("Bearer {token}"))).unwrap();
+        assert_eq!(principal.user, "alice");
+    }
+
+    #[test]
+    fn claim_types_follow_rfc_7519() {
+        let ok = |v: Value| check_claim_types(v.as_object().unwrap()).is_ok();
+        assert!(ok(
+            json!({"iss": "i", "sub": "s", "aud": "a", "exp": 1, "nbf": 0, "iat": 1.5})
+        ));
+        assert!(ok(json!({"aud": ["a", "b"], "custom": [1, 2]})));
+        assert!(!ok(json!({"iss": ["i"]})));
+        assert!(!ok(json!({"sub": 1})));
+        assert!(!ok(json!({"exp": "1"})));
+        assert!(!ok(json!({"nbf": null})));
+        assert!(!ok(json!({"iat": -1})));
+    }
 }

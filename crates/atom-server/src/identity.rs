@@ -12,23 +12,27 @@
 //! gets through.
 //!
 //! Refresh. The set is fetched at start-up (the server does not start
-//! without one usable key), again in the background once it is older than
-//! `refresh`, and at once when a token names a key the set does not hold
-//! (the provider rotated), but at most once per `min_refetch`, so tokens
-//! with invented `kid`s cannot make the server hammer the provider. A
-//! failed fetch keeps the keys already held and is logged and counted.
+//! without one usable key), again on a timer every `refresh` (so a key the
+//! provider withdrew is refused from the first request after that fetch,
+//! whether requests came meanwhile or not), and at once when a token names
+//! a key the set does not hold (the provider rotated), but at most once
+//! per `min_refetch`, so tokens with invented `kid`s cannot make the server
+//! hammer the provider. A failed fetch keeps the keys already held and is
+//! logged and counted.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
-use crate::auth::{AuthError, Principal, bearer, check_issued_at, check_user, describe};
+use crate::auth::{
+    AuthError, Principal, bearer, check_claim_types, check_issued_at, check_user, refusal,
+};
 
 /// The URL of the identity provider's JWKS (`https`, or `http` to a
 /// loopback address).
@@ -110,7 +114,7 @@ pub struct ProviderConfig {
     /// must be that string, a space-separated list holding it (as OAuth's
     /// `scope`) or an array holding it (as `groups` or `roles`).
     pub admin_value: Option<String>,
-    /// The age after which the key set is fetched again in the background.
+    /// How often the key set is fetched again, on a timer.
     pub refresh: Duration,
     /// The least time between two fetches caused by unknown `kid`s.
     pub min_refetch: Duration,
@@ -181,7 +185,6 @@ impl std::fmt::Debug for VerifyKey {
 
 struct Cached {
     keys: HashMap<String, VerifyKey>,
-    fetched: Instant,
 }
 
 /// Checks bearer tokens issued by an identity provider. Cheap to share
@@ -195,7 +198,8 @@ pub struct ProviderVerifier {
     cache: RwLock<Cached>,
     /// Held while a fetch runs; holds the time of the last attempt.
     fetching: tokio::sync::Mutex<Instant>,
-    refreshing: AtomicBool,
+    /// Fetches completed since start-up (the set replaced).
+    refreshes: AtomicU64,
 }
 
 impl std::fmt::Debug for ProviderVerifier {
@@ -256,10 +260,39 @@ impl ProviderVerifier {
             validations,
             config,
             client,
-            cache: RwLock::new(Cached { keys, fetched: now }),
+            cache: RwLock::new(Cached { keys }),
             fetching: tokio::sync::Mutex::new(now),
-            refreshing: AtomicBool::new(false),
+            refreshes: AtomicU64::new(0),
         })
+    }
+
+    /// Refreshes the key set every `refresh`, on a task of the current
+    /// runtime, for as long as the verifier lives (the task holds it
+    /// weakly). Without a runtime (no server) nothing is scheduled.
+    pub(crate) fn refresh_on_a_timer(self: &Arc<Self>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(
+                "no async runtime: the identity provider's keys are not refreshed on a timer"
+            );
+            return;
+        };
+        let weak: Weak<Self> = Arc::downgrade(self);
+        let every = self.config.refresh;
+        runtime.spawn(async move {
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(this) = weak.upgrade() else { return };
+                this.refetch(Duration::ZERO).await;
+            }
+        });
+    }
+
+    /// How many fetches of the key set have completed since start-up
+    /// (the start-up fetch not counted): tests and monitoring wait on it.
+    pub fn refreshes(&self) -> u64 {
+        self.refreshes.load(Ordering::Acquire)
     }
 
     /// The configuration in use.
@@ -314,8 +347,9 @@ impl ProviderVerifier {
             .find(|(algorithm, _)| *algorithm == key.algorithm)
             .ok_or_else(|| AuthError::Invalid(format!("only {ACCEPTED} tokens are accepted")))?;
         let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, validation)
-            .map_err(|e| AuthError::Invalid(describe(e.kind(), ACCEPTED)))?;
+            .map_err(|e| refusal(token, e.kind(), ACCEPTED))?;
         let claims = data.claims;
+        check_claim_types(&claims)?;
         check_issued_at(claims.get("iat").and_then(Value::as_u64))?;
         let user = match claims.get(&self.config.user_claim) {
             Some(Value::String(user)) => user.clone(),
@@ -354,24 +388,11 @@ impl ProviderVerifier {
         self.cache.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The key named `kid`: from the set held, refreshed in the background
-    /// when old, fetched again at once when the set lacks it.
+    /// The key named `kid`: from the set held (refreshed on a timer), or
+    /// fetched again at once when the set lacks it.
     async fn key_for(self: &Arc<Self>, kid: &str) -> Option<VerifyKey> {
-        let (found, stale) = {
-            let cache = self.read_cache();
-            (
-                cache.keys.get(kid).cloned(),
-                cache.fetched.elapsed() >= self.config.refresh,
-            )
-        };
+        let found = self.read_cache().keys.get(kid).cloned();
         if let Some(key) = found {
-            if stale && !self.refreshing.swap(true, Ordering::AcqRel) {
-                let this = Arc::clone(self);
-                tokio::spawn(async move {
-                    this.refetch(Duration::ZERO).await;
-                    this.refreshing.store(false, Ordering::Release);
-                });
-            }
             return Some(key);
         }
         self.refetch(self.config.min_refetch).await;
@@ -393,10 +414,9 @@ impl ProviderVerifier {
                 metrics::counter!("atom_jwks_fetches_total", "result" => "ok").increment(1);
                 tracing::info!(jwks = %self.config.jwks, keys = keys.len(), "identity provider keys refreshed");
                 let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
-                *cache = Cached {
-                    keys,
-                    fetched: Instant::now(),
-                };
+                *cache = Cached { keys };
+                drop(cache);
+                self.refreshes.fetch_add(1, Ordering::Release);
             }
             Err(e) => {
                 metrics::counter!("atom_jwks_fetches_total", "result" => "failed").increment(1);
@@ -417,15 +437,18 @@ async fn fetch(
     };
     let bytes = match source {
         JwksSource::File(path) => {
-            let bytes = tokio::fs::read(path)
+            // Read to the limit and no further: the file may be a FIFO or
+            // a device that never ends.
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || atom_io::read_bounded(&path, MAX_JWKS_BYTES as u64))
                 .await
-                .map_err(|e| unavailable(e.kind().to_string()))?;
-            if bytes.len() > MAX_JWKS_BYTES {
-                return Err(unavailable(format!(
-                    "it is larger than {MAX_JWKS_BYTES} bytes"
-                )));
-            }
-            bytes
+                .map_err(|e| unavailable(format!("the read stopped: {e}")))?
+                .map_err(|e| match e.kind() {
+                    std::io::ErrorKind::FileTooLarge => {
+                        unavailable(format!("it is larger than {MAX_JWKS_BYTES} bytes"))
+                    }
+                    kind => unavailable(kind.to_string()),
+                })?
         }
         JwksSource::Url(url) => {
             let mut response = client

@@ -157,7 +157,7 @@ async fn bad_tokens_are_refused_with_a_reason() {
         (
             "exp as a string",
             sign(&hs, &json!({"sub": "alice", "exp": "never"}), JWT_SECRET),
-            "malformed",
+            "`exp` claim is not a NumericDate",
         ),
         ("oversized", "a".repeat(4000), "malformed"),
     ];

@@ -236,12 +236,13 @@ async fn the_user_can_come_from_another_claim() {
 }
 
 #[tokio::test]
-async fn a_key_rotated_in_at_the_provider_is_picked_up_and_one_rotated_out_is_refused() {
+async fn a_key_rotated_in_at_the_provider_is_picked_up_at_once() {
     let (old, new) = (Signer::ed25519("2026-11"), Signer::ed25519("2026-12"));
     let idp = Provider::start(&[&old]).await;
     let dir = tempfile::tempdir().unwrap();
     let mut config = idp.config();
-    config.refresh = Duration::from_millis(300);
+    // No timed refresh during the test: the new key comes by its kid.
+    config.refresh = Duration::from_secs(3600);
     let s = server_for(dir.path(), config).await;
     let old_token = old.sign(&claims("erin"));
     let new_token = new.sign(&claims("erin"));
@@ -265,32 +266,53 @@ async fn a_key_rotated_in_at_the_provider_is_picked_up_and_one_rotated_out_is_re
     );
     assert_eq!(idp.fetches(), fetches + 1);
 
-    // The old key is withdrawn; once the set is older than the refresh
-    // age, a request refreshes it in the background, and the old key's
-    // tokens are refused from then on.
+    s.stop().await;
+}
+
+/// A key withdrawn at the provider is refused from the first request after
+/// the refresh interval has passed and the timed fetch has completed: the
+/// set is refreshed on a timer, not by the first request after the
+/// interval (which used to be judged by the old keys once more).
+#[tokio::test]
+async fn a_key_withdrawn_at_the_provider_is_refused_after_the_timed_refresh() {
+    let (old, new) = (Signer::ed25519("2026-11"), Signer::ed25519("2026-12"));
+    let idp = Provider::start(&[&old, &new]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = idp.config();
+    config.refresh = Duration::from_millis(200);
+    let verifier = Arc::new(ProviderVerifier::load(config).await.unwrap());
+    let s = TestServer::start_authenticating(
+        dir.path(),
+        &sqlite_url(dir.path()),
+        Authenticator::refreshing(Arc::clone(&verifier)),
+    )
+    .await;
+    let old_token = old.sign(&claims("erin"));
+    let new_token = new.sign(&claims("erin"));
+    assert_eq!(put_then_get(&s, &old_token, "erin").await.1, StatusCode::OK);
+
     idp.publish(&[&new]);
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    let c = Client::new();
-    let path = s.url("/api/users/erin/credentials/github");
-    let _ = c.get(&path).bearer_auth(&new_token).send().await.unwrap();
-    let mut refused = false;
-    for _ in 0..50 {
-        let status = c
-            .get(&path)
-            .bearer_auth(&old_token)
-            .send()
-            .await
-            .unwrap()
-            .status();
-        if status == StatusCode::UNAUTHORIZED {
-            refused = true;
+    // No request in between: the timer alone refreshes the set. Wait for
+    // a fetch that started after the withdrawal to complete.
+    let fetches = idp.fetches();
+    let done = verifier.refreshes();
+    for _ in 0..500 {
+        if idp.fetches() > fetches && verifier.refreshes() > done + 1 {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(
-        refused,
-        "a key withdrawn by the provider stops opening the door"
+        verifier.refreshes() > done + 1,
+        "the timer refreshed the set"
+    );
+    let c = Client::new();
+    let path = s.url("/api/users/erin/credentials/github");
+    let first = c.get(&path).bearer_auth(&old_token).send().await.unwrap();
+    assert_eq!(
+        first.status(),
+        StatusCode::UNAUTHORIZED,
+        "the first request after the refresh is refused"
     );
     let status = c
         .get(&path)
@@ -352,6 +374,23 @@ async fn forged_and_misdirected_tokens_are_refused_and_audited() {
             "wrong issuer",
             ed.sign(&with(&|c| c["iss"] = json!("https://evil.example/"))),
             "issuer",
+        ),
+        (
+            "issuer as an array holding ours (RFC 7519: a string)",
+            ed.sign(&with(&|c| {
+                c["iss"] = json!([ISSUER, "https://evil.example/"])
+            })),
+            "`iss`",
+        ),
+        (
+            "issuer as a one-element array",
+            ed.sign(&with(&|c| c["iss"] = json!([ISSUER]))),
+            "`iss`",
+        ),
+        (
+            "issued-at as a string",
+            ed.sign(&with(&|c| c["iat"] = json!("yesterday"))),
+            "`iat`",
         ),
         (
             "wrong audience",
