@@ -2,6 +2,7 @@
 //! transition setting and the pool size, from the environment or code.
 
 use std::num::NonZeroU32;
+use std::time::Duration;
 
 use crate::error::CredentialError;
 use crate::url::DatabaseUrl;
@@ -13,6 +14,13 @@ pub const ENV_DATABASE_URL: &str = "DATABASE_URL";
 pub const ENV_PLAINTEXT_TRANSITION: &str = "ATOM_CREDENTIALS_PLAINTEXT_TRANSITION";
 /// Largest number of pooled database connections (default 10; SQLite 4).
 pub const ENV_DB_MAX_CONNECTIONS: &str = "ATOM_DB_MAX_CONNECTIONS";
+/// Seconds a request waits for a database connection before it is refused
+/// as unavailable (default 5): a database that refuses or does not answer
+/// is reported within this time, not after sqlx's 30 s.
+pub const ENV_DB_ACQUIRE_TIMEOUT_SECS: &str = "ATOM_DB_ACQUIRE_TIMEOUT_SECS";
+/// The default of [`ENV_DB_ACQUIRE_TIMEOUT_SECS`]: within the 1-5 s an
+/// orchestrator's probe waits.
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Where the users' wrapped data keys live; unset means the credentials
 /// database itself (see docs/OPERATIONS.md for the trade-off).
 pub const ENV_KEYSTORE_URL: &str = "ATOM_KEYSTORE_URL";
@@ -33,6 +41,9 @@ pub struct StoreConfig {
     pub plaintext_transition: bool,
     /// Pool size; `None` picks 10 (4 for SQLite, whose writers serialize).
     pub max_connections: Option<u32>,
+    /// How long an operation waits for a connection (connecting included)
+    /// before it fails as unavailable (see [`ENV_DB_ACQUIRE_TIMEOUT_SECS`]).
+    pub acquire_timeout: Duration,
     /// The key store's database; `None` is the credentials database.
     pub keystore_url: Option<DatabaseUrl>,
     /// Seal new values under per-user data keys (see [`ENV_ENVELOPE`]).
@@ -50,6 +61,7 @@ impl StoreConfig {
             database_url,
             plaintext_transition: false,
             max_connections: None,
+            acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
             keystore_url: None,
             envelope: false,
             #[cfg(feature = "test-util")]
@@ -85,6 +97,18 @@ impl StoreConfig {
                 }
             },
         };
+        let acquire_timeout = match lookup(ENV_DB_ACQUIRE_TIMEOUT_SECS) {
+            None => DEFAULT_ACQUIRE_TIMEOUT,
+            Some(text) => match text.trim().parse::<u64>() {
+                Ok(n) if (1..=300).contains(&n) => Duration::from_secs(n),
+                _ => {
+                    return Err(CredentialError::Config(format!(
+                        "{ENV_DB_ACQUIRE_TIMEOUT_SECS} must be a whole number of seconds from 1 to 300 (default {})",
+                        DEFAULT_ACQUIRE_TIMEOUT.as_secs()
+                    )));
+                }
+            },
+        };
         let keystore_url = match lookup(ENV_KEYSTORE_URL).filter(|u| !u.trim().is_empty()) {
             Some(text) => Some(
                 DatabaseUrl::parse(&text)
@@ -97,6 +121,7 @@ impl StoreConfig {
         Ok(StoreConfig {
             plaintext_transition,
             max_connections,
+            acquire_timeout,
             keystore_url,
             envelope,
             ..StoreConfig::new(database_url)
@@ -118,6 +143,12 @@ impl StoreConfig {
     /// The same settings with envelope encryption on or off.
     pub fn with_envelope(mut self, on: bool) -> StoreConfig {
         self.envelope = on;
+        self
+    }
+
+    /// The same settings with another wait for a connection.
+    pub fn with_acquire_timeout(mut self, timeout: Duration) -> StoreConfig {
+        self.acquire_timeout = timeout;
         self
     }
 
@@ -168,6 +199,7 @@ mod tests {
             (ENV_DATABASE_URL, "postgres://u:pw@h/db"),
             (ENV_PLAINTEXT_TRANSITION, "1"),
             (ENV_DB_MAX_CONNECTIONS, "3"),
+            (ENV_DB_ACQUIRE_TIMEOUT_SECS, "2"),
             (ENV_KEYSTORE_URL, "sqlite:///var/lib/atom/keys.db"),
             (ENV_ENVELOPE, "1"),
         ]))
@@ -180,6 +212,7 @@ mod tests {
         assert_eq!(c.database_url.backend(), crate::url::Backend::Postgres);
         assert!(c.plaintext_transition);
         assert_eq!(c.max_connections, Some(3));
+        assert_eq!(c.acquire_timeout, Duration::from_secs(2));
     }
 
     #[test]
@@ -188,6 +221,8 @@ mod tests {
             (ENV_DATABASE_URL, "ftp://u:hunter2@h"),
             (ENV_PLAINTEXT_TRANSITION, "yes"),
             (ENV_DB_MAX_CONNECTIONS, "0"),
+            (ENV_DB_ACQUIRE_TIMEOUT_SECS, "0"),
+            (ENV_DB_ACQUIRE_TIMEOUT_SECS, "soon"),
             (ENV_KEYSTORE_URL, "ftp://u:hunter2@h"),
             (ENV_ENVELOPE, "maybe"),
         ] {

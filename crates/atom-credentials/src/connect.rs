@@ -27,8 +27,11 @@ pub(crate) async fn connect(config: &StoreConfig) -> Result<DatabaseConnection, 
     let mut opt = ConnectOptions::new(url.expose().to_owned());
     opt.max_connections(max)
         .min_connections(0)
-        .connect_timeout(Duration::from_secs(10))
-        .acquire_timeout(Duration::from_secs(30))
+        // A database that refuses or does not answer fails a request
+        // within the acquire timeout (connecting included), not after
+        // sqlx's default of 30 s: health probes wait 1-5 s.
+        .connect_timeout(config.acquire_timeout)
+        .acquire_timeout(config.acquire_timeout)
         .idle_timeout(Duration::from_secs(300))
         // sqlx logs every statement at info level; ours hold no secrets
         // (values are bound, never inlined), but they are noise.
@@ -38,13 +41,19 @@ pub(crate) async fn connect(config: &StoreConfig) -> Result<DatabaseConnection, 
     opt.map_sqlx_postgres_pool_opts(|o| o.after_release(|c, _| Box::pin(settled(c))));
     opt.map_sqlx_mysql_pool_opts(|o| o.after_release(|c, _| Box::pin(settled(c))));
     if url.backend() == Backend::Sqlite {
+        let read_only = url.is_read_only();
         // WAL lets readers proceed while one writer commits; writers wait
         // for each other up to the busy timeout instead of failing. The
         // synchronous level stays FULL: a commit that was audited survives
-        // a power loss.
-        opt.map_sqlx_sqlite_opts(|o| {
-            o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
-                .busy_timeout(Duration::from_secs(30))
+        // a power loss. A read-only connection leaves the journal mode as
+        // it is: switching it would write the file.
+        opt.map_sqlx_sqlite_opts(move |o| {
+            let o = if read_only {
+                o.read_only(true)
+            } else {
+                o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+            };
+            o.busy_timeout(Duration::from_secs(30))
                 // Rows come from the connection's worker thread through a
                 // channel; sqlx's default of 50 makes a 1000-row rewrap
                 // batch ping-pong between threads 20 times. A batch's worth
