@@ -46,6 +46,24 @@ pub enum AuditSinkKind {
     Database,
 }
 
+/// What a command may do to the credential database (the audit table in
+/// it included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DatabaseAccess {
+    /// Create or upgrade the tables: the server at start-up, `atom db
+    /// migrate`, the commands that write credentials.
+    Migrate,
+    /// Use the tables as they are (rows and audit events are written, the
+    /// schema never): missing tables are refused with a hint.
+    Existing,
+    /// Read only: status commands, verify and dry runs. An SQLite file is
+    /// opened read-only and stays byte for byte as it was; with the audit
+    /// trail in the database, such a command's own event goes to the log
+    /// line alone, since recording it would write the database.
+    ReadOnly,
+}
+
 /// Where things are, for both binaries: every flag has an environment
 /// variable, and the defaults keep whatever a development run creates in
 /// one folder (`.atom`, mode 0700, which ignores itself in git).
@@ -297,7 +315,35 @@ impl Settings {
     /// key creates no file; an audit key equal to the encryption key is
     /// refused.
     pub async fn auditor(&self, actor: Actor) -> Result<(Auditor, Fingerprinter), Error> {
+        self.auditor_for(actor, DatabaseAccess::Migrate).await
+    }
+
+    /// [`Settings::auditor`] for a command with `access` to the database:
+    /// with the trail in the database, [`DatabaseAccess::Migrate`] creates
+    /// its tables, [`DatabaseAccess::Existing`] refuses a database without
+    /// them, and [`DatabaseAccess::ReadOnly`] writes nothing there (the
+    /// command's events go to the log line). The file log is the same for
+    /// every access.
+    pub async fn auditor_for(
+        &self,
+        actor: Actor,
+        access: DatabaseAccess,
+    ) -> Result<(Auditor, Fingerprinter), Error> {
         let protection = self.protection()?;
+        if self.audit_sink == AuditSinkKind::Database && access == DatabaseAccess::ReadOnly {
+            let lookup = |name: &str| std::env::var(name).ok();
+            let mode = FailureMode::from_lookup(lookup)?;
+            tracing::info!(
+                "a read-only command: its audit event goes to the log line only, so that nothing is written to the database"
+            );
+            let auditor = Auditor::new(FanOut::new().with(TracingSink::new()))
+                .with_failure_mode(mode)
+                .acting_as(actor);
+            // Fingerprints are made by commands that reveal values, never
+            // by read-only ones; this key is not the audit key.
+            let fingerprints = Fingerprinter::new(&atom_crypto::Key::generate()?);
+            return Ok((auditor, fingerprints));
+        }
         let log = self.audit_log();
         let lookup = |name: &str| std::env::var(name).ok();
         let mode = FailureMode::from_lookup(lookup)?;
@@ -319,8 +365,14 @@ impl Settings {
         let sink = match self.audit_sink {
             AuditSinkKind::Database => {
                 let config = self.store_config()?;
-                self.prepare_database_folder()?;
-                sink.with(DatabaseAuditSink::open(&config, &key).await?)
+                let table = match access {
+                    DatabaseAccess::Migrate => {
+                        self.prepare_database_folder()?;
+                        DatabaseAuditSink::open(&config, &key).await?
+                    }
+                    _ => DatabaseAuditSink::open_existing(&config, &key).await?,
+                };
+                sink.with(table)
             }
             AuditSinkKind::File => {
                 self.prepare_parent(&log)?;
@@ -374,14 +426,26 @@ impl Settings {
         }
     }
 
-    /// Opens the credential store without changing the database: no
-    /// migration, no new SQLite file. For status commands and dry runs.
+    /// Opens the credential store without changing its schema: no
+    /// migration, no new SQLite file. For commands that read credentials
+    /// (and record that they did).
     pub async fn existing_store(
         &self,
         protection: Protection,
         auditor: Auditor,
     ) -> Result<CredentialStore, Error> {
         Ok(CredentialStore::open_existing(&self.store_config()?, protection, auditor).await?)
+    }
+
+    /// Opens the credential store for reading only (an SQLite file
+    /// read-only): status commands and dry runs, with an auditor of
+    /// [`DatabaseAccess::ReadOnly`].
+    pub async fn read_only_store(
+        &self,
+        protection: Protection,
+        auditor: Auditor,
+    ) -> Result<CredentialStore, Error> {
+        Ok(CredentialStore::open_read_only(&self.store_config()?, protection, auditor).await?)
     }
 }
 

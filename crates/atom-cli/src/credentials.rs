@@ -88,12 +88,13 @@ pub(crate) enum CredentialsCommand {
 pub(crate) async fn run(cmd: CredentialsCommand, args: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let protection = args.protection()?;
     let store = match cmd {
-        // Reads and dry runs change nothing, not even the schema.
-        CredentialsCommand::Get { .. }
-        | CredentialsCommand::List { .. }
-        | CredentialsCommand::Status
-        | CredentialsCommand::Rewrap { dry_run: true, .. } => {
+        // Reads change no schema; status and dry runs change nothing at
+        // all (an SQLite file is opened read-only).
+        CredentialsCommand::Get { .. } | CredentialsCommand::List { .. } => {
             args.existing_store(protection).await?
+        }
+        CredentialsCommand::Status | CredentialsCommand::Rewrap { dry_run: true, .. } => {
+            args.read_only_store(protection).await?
         }
         _ => args.store(protection).await?,
     };

@@ -22,7 +22,7 @@ pub(crate) async fn run(cmd: DbCommand, args: &GlobalArgs) -> anyhow::Result<Exi
         DbCommand::Migrate => {
             let protection = args.protection()?;
             args.settings.store_config()?;
-            let (auditor, _) = args.auditor().await?;
+            let (auditor, _) = args.auditor(atom_app::DatabaseAccess::Migrate).await?;
             let (store, report) = args.settings.store(protection, auditor).await?;
             store.auditor().flush().await?;
             store.close().await?;

@@ -176,10 +176,15 @@ fn generate_with_kms(
     let (key, blob) = atom_kms::block_on(kms.generate(kms_key_id))??;
     let line = atom_kms::keys_file_line(&blob);
     if let Some(file) = add_to {
-        let existing = match std::fs::read_to_string(file) {
-            Ok(text) => text,
+        let existing = match atom_io::read_bounded(file, atom_io::MAX_SECRET_FILE_BYTES) {
+            Ok(bytes) => String::from_utf8(bytes).map_err(|_| {
+                anyhow::anyhow!(
+                    "the keys file {} is not text; it holds one KMS blob (base64) a line",
+                    file.display()
+                )
+            })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => anyhow::bail!("cannot read the keys file {}: {}", file.display(), e.kind()),
+            Err(e) => anyhow::bail!("cannot read the keys file {}: {e}", file.display()),
         };
         atom_io::write_atomically(file, format!("{line}\n{existing}").as_bytes())?;
         if args.json {
@@ -327,7 +332,7 @@ async fn destroy(
     let store = if database.database_url.sqlite_file_missing() {
         None
     } else {
-        Some(args.existing_store(args.protection()?).await?)
+        Some(args.read_only_store(args.protection()?).await?)
     };
     let confirmed = |id: atom_crypto::KeyId| {
         confirm(
@@ -358,9 +363,14 @@ async fn rotate_keys(rotate: &RotateArgs, args: &GlobalArgs) -> Result<ExitCode>
         !args.json && std::io::stderr().is_terminal(),
         rerun_command(),
     )?;
+    let access = if rotate.dry_run {
+        atom_app::DatabaseAccess::ReadOnly
+    } else {
+        atom_app::DatabaseAccess::Migrate
+    };
     let (auditor, _) = args
         .settings
-        .auditor(Actor::new("operator:rotate-keys"))
+        .auditor_for(Actor::new("operator:rotate-keys"), access)
         .await?;
     let report = atom_rotation::rotate_keys(&options, &auditor).await;
     auditor.flush().await?;
@@ -368,6 +378,9 @@ async fn rotate_keys(rotate: &RotateArgs, args: &GlobalArgs) -> Result<ExitCode>
         Ok(report) => report,
         Err(e) => {
             eprintln!("error: {e}");
+            if let Some(hint) = atom_app::hints::hint(&e) {
+                eprintln!("hint: {hint}");
+            }
             return Ok(ExitCode::from(e.exit_code()));
         }
     };

@@ -75,7 +75,13 @@ pub(crate) enum SecretsCommand {
 }
 
 pub(crate) async fn run(cmd: SecretsCommand, args: &GlobalArgs) -> anyhow::Result<ExitCode> {
-    let secrets = args.secrets().await?;
+    // Verify and status only read: with the audit trail in the database,
+    // they write nothing to it.
+    let access = match cmd {
+        SecretsCommand::Verify | SecretsCommand::Status => atom_app::DatabaseAccess::ReadOnly,
+        _ => atom_app::DatabaseAccess::Existing,
+    };
+    let secrets = args.secrets(access).await?;
     let code = match cmd {
         SecretsCommand::Migrate { shred_plaintext } => {
             let ring = args.keyring("migrate")?;

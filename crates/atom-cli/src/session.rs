@@ -2,7 +2,7 @@
 //! atom-app, shared with atom-server).
 
 use anyhow::Context as _;
-use atom_app::Settings;
+use atom_app::{DatabaseAccess, Settings};
 use atom_audit::{Actor, Auditor, Fingerprinter};
 use atom_credentials::CredentialStore;
 use atom_crypto::{Keyring, Protection};
@@ -30,17 +30,33 @@ impl GlobalArgs {
             .map_err(|e| anyhow::anyhow!("{e}. Make a key with: atom key generate"))
     }
 
-    pub(crate) async fn auditor(&self) -> anyhow::Result<(Auditor, Fingerprinter)> {
-        self.settings.auditor(actor()).await.with_context(|| {
-            format!(
-                "cannot open the audit log {}",
-                self.settings.audit_log().display()
-            )
-        })
+    /// The auditor of a command with `access` to the credential database
+    /// (where the audit trail may be kept).
+    pub(crate) async fn auditor(
+        &self,
+        access: DatabaseAccess,
+    ) -> anyhow::Result<(Auditor, Fingerprinter)> {
+        match self.settings.auditor_for(actor(), access).await {
+            Err(atom_app::Error::Credentials(
+                e @ atom_credentials::CredentialError::NotMigrated { .. },
+            )) => Err(anyhow::anyhow!(
+                "the audit trail is kept in the credential database (--audit-sink database), and {e}. Create its tables with: atom db migrate"
+            )),
+            other => other.with_context(|| match self.settings.audit_sink {
+                atom_app::AuditSinkKind::Database => format!(
+                    "cannot open the audit trail in {}",
+                    atom_credentials::redact_url(&self.settings.database_url())
+                ),
+                _ => format!(
+                    "cannot open the audit log {}",
+                    self.settings.audit_log().display()
+                ),
+            }),
+        }
     }
 
-    pub(crate) async fn secrets(&self) -> anyhow::Result<AuditedSecrets> {
-        let (auditor, fingerprints) = self.auditor().await?;
+    pub(crate) async fn secrets(&self, access: DatabaseAccess) -> anyhow::Result<AuditedSecrets> {
+        let (auditor, fingerprints) = self.auditor(access).await?;
         Ok(AuditedSecrets::new(
             self.settings.secrets(),
             auditor,
@@ -53,7 +69,7 @@ impl GlobalArgs {
         // A database setting that cannot work is refused before the audit
         // log is opened (which may create files).
         self.settings.store_config()?;
-        let (auditor, _) = self.auditor().await?;
+        let (auditor, _) = self.auditor(DatabaseAccess::Migrate).await?;
         let (store, report) = self.settings.store(protection, auditor).await?;
         tracing::info!(migrations = %report, "credential store ready");
         Ok(store)
@@ -69,11 +85,31 @@ impl GlobalArgs {
             .sqlite_file_missing())
     }
 
-    /// The credential store, opened without changing the database (no
-    /// migration, no new SQLite file): for status commands and dry runs.
+    /// The credential store, opened without changing its schema (no
+    /// migration, no new SQLite file): for commands that read credentials.
     pub(crate) async fn existing_store(
         &self,
         protection: Protection,
+    ) -> anyhow::Result<CredentialStore> {
+        self.unchanged_store(protection, DatabaseAccess::Existing)
+            .await
+    }
+
+    /// The credential store opened for reading only (an SQLite file
+    /// read-only, nothing recorded in the database): for status commands
+    /// and dry runs.
+    pub(crate) async fn read_only_store(
+        &self,
+        protection: Protection,
+    ) -> anyhow::Result<CredentialStore> {
+        self.unchanged_store(protection, DatabaseAccess::ReadOnly)
+            .await
+    }
+
+    async fn unchanged_store(
+        &self,
+        protection: Protection,
+        access: DatabaseAccess,
     ) -> anyhow::Result<CredentialStore> {
         if !self.database_exists()? {
             anyhow::bail!(
@@ -81,8 +117,12 @@ impl GlobalArgs {
                 atom_credentials::redact_url(&self.settings.database_url())
             );
         }
-        let (auditor, _) = self.auditor().await?;
-        match self.settings.existing_store(protection, auditor).await {
+        let (auditor, _) = self.auditor(access).await?;
+        let opened = match access {
+            DatabaseAccess::ReadOnly => self.settings.read_only_store(protection, auditor).await,
+            _ => self.settings.existing_store(protection, auditor).await,
+        };
+        match opened {
             Err(atom_app::Error::Credentials(
                 e @ atom_credentials::CredentialError::NotMigrated { .. },
             )) => Err(anyhow::anyhow!(

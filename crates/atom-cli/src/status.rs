@@ -10,7 +10,7 @@ pub(crate) async fn run(args: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let protection = args.protection()?;
     // A database that does not exist yet has no credentials to count.
     let store = match args.database_exists()? {
-        true => Some(args.existing_store(protection.clone()).await?),
+        true => Some(args.read_only_store(protection.clone()).await?),
         false => None,
     };
     let doc = security_configuration(&protection, &args.settings.secrets(), store.as_ref()).await?;

@@ -131,3 +131,60 @@ fn envelope_encryption_end_to_end() {
     assert_eq!(ok(&s.get(d, "bob", "github")).trim_end(), TOKENS[2].2);
     ok(&atom(d, &["audit", "verify"], &s.env()));
 }
+
+/// `keys destroy` with the key store in a database of its own: run without
+/// `ATOM_KEYSTORE_URL`, it names that setting (the credentials database
+/// records where its key store lives) instead of calling the database
+/// not migrated; with it, it counts the data keys still wrapped under the
+/// key and refuses.
+#[test]
+fn keys_destroy_finds_the_key_store_or_names_its_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s = Setup::new(d);
+    for (user, provider, token) in TOKENS {
+        ok(&atom_with_stdin(
+            d,
+            &["credentials", "put", user, provider],
+            &s.env(),
+            token.as_bytes(),
+        ));
+    }
+    // The key that wraps the data keys is retired by hand (as a careless
+    // operator would), and a new one made primary.
+    let keys = d.join("keys");
+    let old = std::fs::read_to_string(keys.join("encryption.key")).unwrap();
+    let old_id = s.json(d, &["keys", "list"])["keys"][0]["key_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let new = ok(&atom(d, &["key", "generate", "--quiet"], &[]));
+    std::fs::write(keys.join("encryption.key"), new).unwrap();
+    std::fs::write(keys.join("retired.keys"), &old).unwrap();
+
+    let without: Vec<(&str, &str)> = s
+        .env()
+        .into_iter()
+        .filter(|(k, _)| *k != "ATOM_KEYSTORE_URL")
+        .collect();
+    let out = atom(d, &["keys", "destroy", &old_id, "--yes"], &without);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("ATOM_KEYSTORE_URL"), "{err}");
+    assert!(
+        err.contains("keys.db"),
+        "names where the key store is: {err}"
+    );
+    assert!(!err.contains("not migrated"), "{err}");
+
+    let out = atom(d, &["keys", "destroy", &old_id, "--yes"], &s.env());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("data key"), "counts the wrapped keys: {err}");
+    assert!(
+        std::fs::read_to_string(keys.join("retired.keys"))
+            .unwrap()
+            .contains(old.trim()),
+        "the key is kept"
+    );
+}

@@ -15,6 +15,7 @@ mod envelope;
 mod key;
 mod kms;
 mod no_loss;
+mod read_only;
 mod readme;
 mod rotate_kill;
 mod several_hosts;

@@ -109,6 +109,7 @@ impl CredentialStore {
             migrated?;
         }
         let db = crate::connect::connect(config).await?;
+        crate::keystore::location::check(&db, config, true).await?;
         let keystore_db = match keystore_config(config) {
             Some(config) => Some(crate::connect::connect(&config).await?),
             None => None,
@@ -143,6 +144,30 @@ impl CredentialStore {
         let mut config = config.clone();
         config.database_url = config.database_url.without_create();
         config.keystore_url = config.keystore_url.map(|u| u.without_create());
+        CredentialStore::open_unchanged(config, protection, auditor).await
+    }
+
+    /// [`CredentialStore::open_existing`] for commands that only read
+    /// (status, dry runs): an SQLite database (and key store) is opened
+    /// read-only, so the file stays byte for byte as it was. Give it an
+    /// auditor that writes nothing to this database (the tracing line, or
+    /// the file log): a read-only connection cannot record an event.
+    pub async fn open_read_only(
+        config: &StoreConfig,
+        protection: Protection,
+        auditor: Auditor,
+    ) -> Result<CredentialStore, CredentialError> {
+        let mut config = config.clone();
+        config.database_url = config.database_url.read_only();
+        config.keystore_url = config.keystore_url.map(|u| u.read_only());
+        CredentialStore::open_unchanged(config, protection, auditor).await
+    }
+
+    async fn open_unchanged(
+        config: StoreConfig,
+        protection: Protection,
+        auditor: Auditor,
+    ) -> Result<CredentialStore, CredentialError> {
         let db = match crate::connect::connect(&config).await {
             Ok(db) => db,
             Err(CredentialError::DatabaseUnavailable { message })
@@ -156,14 +181,23 @@ impl CredentialStore {
             }
             Err(e) => return Err(e),
         };
+        let pending = migration::pending(&db).await?;
+        if !pending.is_empty() {
+            db.close().await?;
+            return Err(CredentialError::NotMigrated { pending });
+        }
+        // A key store configured elsewhere than the database records is
+        // named before its tables are looked for.
+        if let Err(e) = crate::keystore::location::check(&db, &config, false).await {
+            db.close().await?;
+            return Err(e);
+        }
         let keystore_db = match keystore_config(&config) {
             Some(config) => Some(crate::connect::connect(&config).await?),
             None => None,
         };
-        let mut pending = migration::pending(&db).await?;
-        pending.extend(
-            crate::keystore::migration::pending(keystore_db.as_ref().unwrap_or(&db)).await?,
-        );
+        let pending =
+            crate::keystore::migration::pending(keystore_db.as_ref().unwrap_or(&db)).await?;
         if !pending.is_empty() {
             db.close().await?;
             if let Some(keystore_db) = keystore_db {

@@ -90,6 +90,38 @@ impl DatabaseUrl {
         }
     }
 
+    /// The same database opened for reading only: an SQLite file is opened
+    /// read-only (`mode=ro`: not created, never written, its journal mode
+    /// left as it is), so that status commands and dry runs leave it byte
+    /// for byte as they found it. A server database is unchanged here; the
+    /// commands that use this URL send no writing statement.
+    pub fn read_only(&self) -> DatabaseUrl {
+        let text = match self.backend {
+            Backend::Sqlite if !self.text.contains(":memory:") => {
+                let text = self
+                    .text
+                    .replace("mode=rwc", "mode=ro")
+                    .replace("mode=rw", "mode=ro");
+                if has_query_param(&text, "mode") {
+                    text
+                } else {
+                    let sep = if text.contains('?') { '&' } else { '?' };
+                    format!("{text}{sep}mode=ro")
+                }
+            }
+            _ => self.text.clone(),
+        };
+        DatabaseUrl {
+            text,
+            backend: self.backend,
+        }
+    }
+
+    /// Whether this is an SQLite URL opened read-only ([`DatabaseUrl::read_only`]).
+    pub fn is_read_only(&self) -> bool {
+        self.backend == Backend::Sqlite && has_query_param_value(&self.text, "mode", "ro")
+    }
+
     /// The database file of an SQLite URL; `None` for an in-memory
     /// database or another backend.
     pub fn sqlite_file(&self) -> Option<std::path::PathBuf> {
@@ -166,6 +198,13 @@ fn check_server_url(text: &str) -> Result<(), CredentialError> {
         )));
     }
     Ok(())
+}
+
+fn has_query_param_value(url: &str, name: &str, value: &str) -> bool {
+    url.split_once('?').is_some_and(|(_, q)| {
+        q.split('&')
+            .any(|pair| pair.split_once('=') == Some((name, value)))
+    })
 }
 
 fn has_query_param(url: &str, name: &str) -> bool {

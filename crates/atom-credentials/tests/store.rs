@@ -453,7 +453,7 @@ db_test!(migrations_are_idempotent, |db| {
     let (store, first) = CredentialStore::open(&db.config(), encrypted(&key, &[]), auditor())
         .await
         .unwrap();
-    assert_eq!(first.applied.len(), 6, "{first}");
+    assert_eq!(first.applied.len(), 7, "{first}");
     assert!(!first.adopted_existing_table);
     store
         .put(&user("alice"), &provider("github"), &secret("t"))

@@ -228,9 +228,10 @@ impl Sources {
                     ));
                     None
                 } else if options.dry_run {
-                    // A dry run changes nothing, not even the schema.
+                    // A dry run changes nothing, not even the schema: an
+                    // SQLite file is opened read-only.
                     Some(
-                        CredentialStore::open_existing(&config, protection, auditor.clone())
+                        CredentialStore::open_read_only(&config, protection, auditor.clone())
                             .await?,
                     )
                 } else {

@@ -10,7 +10,9 @@
 //!    row of a (user_id, provider) stays), then add the unique index;
 //! 5. add `data_key_id` for enveloped rows;
 //! 6. create the audit trail's tables, `audit_events` and
-//!    `audit_chain_head` (see `crate::audit_table`).
+//!    `audit_chain_head` (see `crate::audit_table`);
+//! 7. create `atom_store_settings`, where the store records where its key
+//!    store lives (see `crate::keystore::location`).
 //!
 //! The key store (`atom_user_keys`) has migrations of its own
 //! (`crate::keystore::migration`), recorded in `atom_keystore_migrations`,
@@ -22,6 +24,7 @@ mod m20260101_000003_add_key_id;
 mod m20260101_000004_unique_user_provider;
 mod m20260101_000005_add_data_key_id;
 mod m20260101_000006_create_audit_events;
+mod m20261207_000007_create_store_settings;
 mod report;
 
 use std::num::NonZeroU32;
@@ -48,6 +51,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20260101_000004_unique_user_provider::Migration),
             Box::new(m20260101_000005_add_data_key_id::Migration),
             Box::new(m20260101_000006_create_audit_events::Migration),
+            Box::new(m20261207_000007_create_store_settings::Migration),
         ]
     }
 
@@ -118,6 +122,14 @@ async fn run_locked(db: &DatabaseConnection) -> Result<MigrationReport, Credenti
         tracing::info!(%report, "credential tables migrated");
     }
     Ok(report)
+}
+
+/// The names of every migration of this version, in order.
+pub(crate) fn all_names() -> Vec<String> {
+    Migrator::migrations()
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect()
 }
 
 /// The migrations not yet applied, read without changing anything (not even
@@ -264,7 +276,9 @@ pub struct SchemaState {
 pub async fn schema_state(
     config: &crate::config::StoreConfig,
 ) -> Result<SchemaState, CredentialError> {
-    let url = config.database_url.without_create();
+    // Read-only: `atom db status` leaves an SQLite file byte for byte as
+    // it was (no WAL switch, no new file).
+    let url = config.database_url.read_only();
     let all: Vec<String> = Migrator::migrations()
         .iter()
         .map(|m| m.name().to_owned())
