@@ -18,18 +18,24 @@ impl Provider {
 
     /// Parses a provider name.
     pub fn parse(text: &str) -> Result<Provider, CredentialError> {
-        let ok = !text.is_empty()
-            && text.len() <= Provider::MAX_LEN
-            && text
+        let problem = if crate::user_id::looks_like_a_path(text) {
+            Some("looks like a file path ('/' or '\\', or '.' or '..')")
+        } else if text.is_empty()
+            || text.len() > Provider::MAX_LEN
+            || !text
                 .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
-        if ok {
-            Ok(Provider(text.to_owned()))
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        {
+            Some("is not a provider name")
         } else {
-            Err(CredentialError::InvalidInput(format!(
-                "provider {} is not a provider name; a provider name is 1 to 50 ASCII letters, digits, '_', '-' or '.' (e.g. github, google_drive)",
+            None
+        };
+        match problem {
+            None => Ok(Provider(text.to_owned())),
+            Some(problem) => Err(CredentialError::InvalidInput(format!(
+                "provider {} {problem}; a provider name is 1 to 50 ASCII letters, digits, '_', '-' or '.', and not '.' or '..' (e.g. github, google_drive)",
                 shown(text)
-            )))
+            ))),
         }
     }
 

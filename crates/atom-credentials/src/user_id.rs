@@ -6,8 +6,11 @@ use std::str::FromStr;
 use crate::error::CredentialError;
 
 /// A user id: 1 to [`UserId::MAX_LEN`] bytes of UTF-8 with no control
-/// characters and no leading or trailing whitespace. The limit is the
-/// Python original's `String(255)` column, so every id it stored fits.
+/// characters, no leading or trailing whitespace, no `/` or `\\`, and not
+/// `.` or `..` (nothing a file-minded layer could read as a path). The
+/// limit is the Python original's `String(255)` column. This is the one
+/// rule for user ids: the CLI, the HTTP API and the Python package all
+/// parse them here.
 ///
 /// User ids are identifiers, not secrets: they appear in audit events and
 /// error messages.
@@ -28,12 +31,14 @@ impl UserId {
             Some("contains a control character")
         } else if text.trim() != text {
             Some("has leading or trailing whitespace")
+        } else if looks_like_a_path(text) {
+            Some("looks like a file path ('/' or '\\', or '.' or '..')")
         } else {
             None
         };
         match problem {
             Some(problem) => Err(CredentialError::InvalidInput(format!(
-                "user id {} {problem}; a user id is 1 to 255 bytes of text without control characters or surrounding spaces",
+                "user id {} {problem}; a user id is 1 to 255 bytes of text without control characters, surrounding spaces, '/' or '\\'",
                 shown(text)
             ))),
             None => Ok(UserId(text.to_owned())),
@@ -44,6 +49,12 @@ impl UserId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// An identifier that a file-minded layer could read as traversal: `.`,
+/// `..`, or one holding a path separator.
+pub(crate) fn looks_like_a_path(text: &str) -> bool {
+    text == "." || text == ".." || text.contains(['/', '\\'])
 }
 
 /// Shows a rejected identifier in an error: escaped, and cut short so that
