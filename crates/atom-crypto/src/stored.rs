@@ -191,7 +191,14 @@ fn is_wrapping(c: char) -> bool {
 ///    ignored, to a Fernet-shaped byte string (57 + 16n bytes, n >= 1,
 ///    whose timestamp's three high bytes are zero; any version byte), or
 /// 4. has a Fernet token's length, padded or not, and at least four in
-///    five of its characters, but not all, are base64 characters.
+///    five of its characters, but not all, are base64 characters, or
+/// 5. holds `gAAAAA` anywhere (a token among other characters), or
+/// 6. is one repair away from rules 2 and 3: with the few characters that
+///    no base64 alphabet has (at most one in five) removed, or each
+///    replaced by `A`, it starts with `gAAAAA` or decodes to bytes that
+///    begin like a Fernet token (at least 73 bytes, the timestamp's three
+///    high bytes zero): a token with characters inserted or overwritten,
+///    such as the Fernet spec's invalid vectors with `*` or `%`.
 ///
 /// A plaintext secret meets none of these unless it was made to look like
 /// a token; one that does is refused (never sealed as if it were a secret)
@@ -216,6 +223,16 @@ pub(crate) fn near_token(text: &str) -> Option<&'static str> {
     if let Some(problem) = decodes_to_token(core) {
         return Some(problem);
     }
+    if core.contains(FERNET_START) {
+        return Some(
+            "it holds a Fernet token among other characters (pasted together, or damaged)",
+        );
+    }
+    if one_repair_from_a_token(core) {
+        return Some(
+            "it is a Fernet token with characters inserted or overwritten by ones no token has (damaged)",
+        );
+    }
     if has_token_length(core.len()) {
         let b64 = core
             .bytes()
@@ -230,6 +247,58 @@ pub(crate) fn near_token(text: &str) -> Option<&'static str> {
         }
     }
     None
+}
+
+/// Rule 6 of [`near_token`]: the value, with its few characters outside
+/// every base64 alphabet removed or replaced by `A`, is token-like.
+fn one_repair_from_a_token(core: &str) -> bool {
+    let is_b64 = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '+' | '/' | '=');
+    let foreign = core
+        .chars()
+        .filter(|&c| !is_b64(c) && !c.is_whitespace())
+        .count();
+    // No foreign character: rules 2 to 4 have decided. Many: not a token
+    // that was damaged, but text.
+    if foreign == 0 || foreign * 5 > core.chars().count() {
+        return false;
+    }
+    // A token's start is telling at any length; its bytes only once there
+    // are nearly a token's worth of them.
+    let token_like = |text: &str| {
+        text.starts_with(FERNET_START) || (text.len() >= 90 && begins_like_a_token(text))
+    };
+    let removed: String = core.chars().filter(|&c| is_b64(c)).collect();
+    let replaced: String = core
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .map(|c| if is_b64(c) { c } else { 'A' })
+        .collect();
+    token_like(&removed) || token_like(&replaced)
+}
+
+/// Whether `text` decodes (either alphabet, padding optional) to about a
+/// token's worth of bytes laid out like one at the start: the repaired
+/// text of rule 6 may carry a few characters too many or too few.
+fn begins_like_a_token(text: &str) -> bool {
+    use base64::Engine as _;
+    use base64::alphabet::{STANDARD, URL_SAFE};
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    if text.len() > 96 * 1024 {
+        return false;
+    }
+    // Whole quads only: the decoder refuses a dangling character.
+    let usable = text.trim_end_matches('=');
+    let usable = &usable[..usable.len() / 4 * 4];
+    let config = GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true);
+    [&URL_SAFE, &STANDARD].into_iter().any(|alphabet| {
+        GeneralPurpose::new(alphabet, config)
+            .decode(usable)
+            // A repair may shift the text by a character, and whole quads
+            // drop up to three more bytes.
+            .is_ok_and(|bytes| bytes.len() + 3 >= MIN_TOKEN_BYTES && bytes[1..4] == [0, 0, 0])
+    })
 }
 
 /// The smallest Fernet token: version, timestamp, IV, one block, HMAC.

@@ -118,3 +118,76 @@ fn every_invalid_vector_is_refused_with_the_right_reason() {
         assert!(ok, "{desc}: got {err:?}");
     }
 }
+
+/// Every invalid vector of the Fernet spec, and each damaged further the
+/// way hostile input arrives (characters no token has, inserted before,
+/// inside or after it, or written over it), is ciphertext or damaged
+/// ciphertext by structure: never plaintext, so never sealed as if it
+/// were the secret (issue #20: a 104-character vector starting with `*`
+/// was counted as plaintext).
+#[test]
+fn every_invalid_vector_and_its_damaged_forms_are_never_plaintext() {
+    use atom_crypto::{Classification, classify};
+    let vectors = load("invalid");
+    let mut cases: Vec<(String, String)> = Vec::new();
+    for v in &vectors {
+        let desc = v.desc.clone().unwrap();
+        let t = v.token.as_str();
+        let half = t.len() / 2;
+        cases.push((desc.clone(), t.to_owned()));
+        cases.push((format!("{desc}, * before"), format!("*{t}")));
+        cases.push((
+            format!("{desc}, **** before (104 chars)"),
+            format!("****{t}"),
+        ));
+        cases.push((format!("{desc}, * after"), format!("{t}***")));
+        // Its first character overwritten: only a token's length of the
+        // token alphabet tells (a short one is any 56 characters).
+        if t.len() >= 97 {
+            cases.push((format!("{desc}, * over the first"), format!("*{}", &t[1..])));
+            cases.push((
+                format!("{desc}, * over the first, 3 after"),
+                format!("*{}***", &t[1..]),
+            ));
+        }
+        cases.push((
+            format!("{desc}, * inside"),
+            format!("{}*%*{}", &t[..half], &t[half..]),
+        ));
+        cases.push((
+            format!("{desc}, % over four"),
+            t.char_indices()
+                .map(|(i, c)| if i % 25 == 3 { '%' } else { c })
+                .collect(),
+        ));
+    }
+    assert_eq!(cases.len(), 8 * 6 + 6 * 2);
+    for (what, text) in &cases {
+        let class = classify(text);
+        assert!(
+            !matches!(class, Ok(Classification::Plaintext)),
+            "{what} ({} chars) classified as plaintext",
+            text.len()
+        );
+    }
+    // Secrets that merely share the alphabet stay plaintext: a JWT, a
+    // Google access token, GitHub and Slack tokens, a long password.
+    let google = format!(
+        "ya29.a0AfB_{}",
+        "byCdEfGhIjKlMnOpQrStUvWxYz0123456789".repeat(4)
+    );
+    for plain in [
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
+        google.as_str(),
+        "ghp_0123456789abcdefghijklmnopqrstuvwxyzAB",
+        "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx",
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "correct horse battery staple, and then some more words to make it long enough to look like a token's length!!",
+    ] {
+        assert_eq!(
+            classify(plain).unwrap(),
+            Classification::Plaintext,
+            "{plain}"
+        );
+    }
+}
