@@ -25,10 +25,11 @@ async fn an_untouched_log_is_intact_and_fully_anchored_after_flush() {
     let path = write_log(dir.path(), 10, FileSinkOptions::default(), true).await;
     let report = check(&path);
     assert!(report.is_intact(), "{report}");
-    assert_eq!(report.records, 11);
+    // The creation checkpoint (record 0), 10 events, the flush's checkpoint.
+    assert_eq!(report.records, 12);
     assert_eq!(report.events, 10);
-    assert_eq!(report.checkpoints, 1);
-    assert_eq!(report.anchored, Some(10));
+    assert_eq!(report.checkpoints, 2);
+    assert_eq!(report.anchored, Some(11));
     assert_eq!(report.unanchored, 0);
 }
 
@@ -171,11 +172,12 @@ async fn a_forged_record_with_a_mac_under_another_key_is_caught() {
 async fn a_tail_cut_before_the_last_checkpoint_is_detected() {
     let dir = tempfile::tempdir().unwrap();
     let options = FileSinkOptions::default().checkpoint_every(every(100));
-    // 250 events: checkpoints are records 100 and 201; 50 events follow.
+    // 250 events: checkpoints are records 0 (the log's creation), 101
+    // and 202; 50 events follow.
     let path = write_log(dir.path(), 250, options, false).await;
     let report = check(&path);
     assert!(report.is_intact(), "{report}");
-    assert_eq!(report.anchored, Some(201));
+    assert_eq!(report.anchored, Some(202));
     assert_eq!(report.unanchored, 50);
 
     let records = lines(&path);
@@ -185,7 +187,7 @@ async fn a_tail_cut_before_the_last_checkpoint_is_detected() {
     assert_eq!(
         kind,
         ProblemKind::TailCut {
-            anchored: 201,
+            anchored: 202,
             records: 150
         }
     );
@@ -201,8 +203,8 @@ async fn after_a_flush_cutting_even_the_last_record_is_detected() {
     assert_eq!(
         kind,
         ProblemKind::TailCut {
-            anchored: 10,
-            records: 10
+            anchored: 11,
+            records: 11
         }
     );
 
@@ -223,7 +225,7 @@ async fn a_cut_inside_the_last_record_is_reported_incomplete() {
     std::fs::write(&path, &bytes[..bytes.len() - 10]).unwrap();
     let (line, kind) = problem(&check(&path));
     assert_eq!(kind, ProblemKind::Incomplete);
-    assert_eq!(line, Some(4));
+    assert_eq!(line, Some(5));
 }
 
 #[tokio::test]
@@ -241,7 +243,8 @@ async fn a_checkpoint_file_from_another_log_is_reported() {
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     std::fs::create_dir_all(&a).unwrap();
     std::fs::create_dir_all(&b).unwrap();
-    // a: events 0-3, checkpoint 4. b: events 0-5, checkpoint 6.
+    // a: checkpoint 0, events 1-4, checkpoint 5. b: checkpoint 0, events
+    // 1-6, checkpoint 7.
     let log_a = write_log(&a, 4, FileSinkOptions::default(), true).await;
     let log_b = write_log(&b, 6, FileSinkOptions::default(), true).await;
     let anchor_a = std::fs::read(checkpoint_path(&log_a)).unwrap();
@@ -249,16 +252,16 @@ async fn a_checkpoint_file_from_another_log_is_reported() {
 
     std::fs::write(checkpoint_path(&log_b), &anchor_a).unwrap();
     let (line, kind) = problem(&check(&log_b));
-    assert_eq!(kind, ProblemKind::AnchorMismatch { seq: 4 });
-    assert_eq!(line, Some(5));
+    assert_eq!(kind, ProblemKind::AnchorMismatch { seq: 5 });
+    assert_eq!(line, Some(6));
 
     std::fs::write(checkpoint_path(&log_a), &anchor_b).unwrap();
     let (_, kind) = problem(&check(&log_a));
     assert_eq!(
         kind,
         ProblemKind::TailCut {
-            anchored: 6,
-            records: 5
+            anchored: 7,
+            records: 6
         }
     );
 }

@@ -5,6 +5,7 @@ mod support;
 
 mod chain;
 mod concurrency;
+mod crash;
 mod events;
 mod fail_closed;
 mod file_sink;

@@ -776,7 +776,7 @@ fn audit_logs() {
         )
         .env("ATOM_AUDIT_KEY", b64(&key(9))),
         verify("the sidecar from another log", log.clone(), &["NOT intact"])
-            .file(".atom/audit.jsonl.checkpoint", lines[0].to_vec()),
+            .file(".atom/audit.jsonl.checkpoint", lines[1].to_vec()),
     ];
     assert!(run_table(cases, |_| {}) >= 15);
 }

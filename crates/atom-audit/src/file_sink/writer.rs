@@ -92,8 +92,13 @@ impl Writer {
             Some((seq, tag, kind)) => (seq + 1, tag, Some(kind)),
         };
 
+        // Under the log's lock, no other process is writing a copy: a temp
+        // file of one is what a crash left.
+        let mut copies_current = true;
         for copy in std::iter::once(&anchor).chain(options.anchor.as_ref()) {
-            check_checkpoint_copy(copy, &mac, next_seq, &damaged)?;
+            atom_io::remove_stale_temps(copy);
+            let anchored = check_checkpoint_copy(copy, &mac, next_seq, &damaged)?;
+            copies_current &= anchored.is_some_and(|seq| seq + 1 == next_seq);
         }
 
         let mut writer = Writer {
@@ -110,8 +115,13 @@ impl Writer {
             since_checkpoint: 0,
             poisoned: Arc::new(AtomicBool::new(false)),
         };
-        if last_kind == Some(Kind::Event) {
-            // Anchor what earlier runs wrote, so it cannot be cut unnoticed.
+        // A new log starts with a checkpoint (record 0), copied before any
+        // event is written: a crash at any later instant leaves copies that
+        // anchor part of the log, never a log with checkpoints and none.
+        // Anchor what earlier runs wrote, so it cannot be cut unnoticed;
+        // and copies that a crash left behind the log's last checkpoint (or
+        // never wrote) are brought up to date the same way.
+        if next_seq == 0 || last_kind == Some(Kind::Event) || !copies_current {
             writer.guarded(Writer::checkpoint)?;
         }
         drop(lock);
