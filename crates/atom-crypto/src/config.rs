@@ -72,13 +72,17 @@ pub fn protection_from(
     let primary = match atom_io::secret_from_env(&lookup, ENV_KEY, ENV_KEY_FILE)
         .map_err(|e| CryptoError::Config(e.to_string()))?
     {
-        Some(secret) => Some((
-            parse_key(
-                secret.text.trim_end_matches(['\n', '\r']),
-                secret.origin.clone(),
-            )?,
-            secret.origin,
-        )),
+        Some(secret) => {
+            // One rule for the key and the previous keys: a file's line
+            // endings are not part of its key, and the variable's text is
+            // the key exactly (43 or 44 characters, nothing around them).
+            let text = if secret.origin == ENV_KEY {
+                secret.text.as_str()
+            } else {
+                secret.text.trim_end_matches(['\n', '\r'])
+            };
+            Some((parse_key(text, secret.origin.clone())?, secret.origin))
+        }
         None => None,
     };
     let previous = previous_keys(&lookup)?;

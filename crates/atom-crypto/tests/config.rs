@@ -203,3 +203,41 @@ fn refusing_legacy_tokens_is_a_setting() {
         "{err}"
     );
 }
+
+/// One rule for the key and the previous keys, as the README says: the
+/// variable holds 43 or 44 characters and nothing else (a trailing CR or
+/// LF is refused, naming whitespace), while a key file's line ending is
+/// not part of its key.
+#[test]
+fn a_key_variable_with_a_line_ending_is_refused_like_the_previous_keys() {
+    for ending in ["\n", "\r\n", "\r", " "] {
+        let with = format!("{}{ending}", key_text(1));
+        let err = protection_from(env(&[("ENCRYPTION_KEY", &with)]), false).unwrap_err();
+        assert!(
+            matches!(err, CryptoError::BadKey { .. }),
+            "{ending:?}: {err:?}"
+        );
+        assert!(err.to_string().contains("ENCRYPTION_KEY"), "{err}");
+        let previous = format!("{},{}", key_text(2), with);
+        let err = protection_from(
+            env(&[
+                ("ENCRYPTION_KEY", &key_text(3)),
+                ("ENCRYPTION_PREVIOUS_KEYS", &previous),
+            ]),
+            false,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, CryptoError::BadKey { .. }),
+            "{ending:?}: {err:?}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("encryption.key");
+    std::fs::write(&file, format!("{}\r\n", key_text(1))).unwrap();
+    let path = file.display().to_string();
+    assert!(matches!(
+        protection_from(env(&[("ENCRYPTION_KEY_FILE", &path)]), false).unwrap(),
+        Protection::Encrypted(_)
+    ));
+}
