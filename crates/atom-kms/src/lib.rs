@@ -207,7 +207,7 @@ impl Kms {
 
     /// Decrypts one blob into a key.
     pub async fn decrypt(&self, blob: &[u8], what: &str) -> Result<Key, KmsError> {
-        let answer = self
+        let mut answer = self
             .client
             .decrypt()
             .ciphertext_blob(Blob::new(blob))
@@ -215,20 +215,20 @@ impl Kms {
             .send()
             .await
             .map_err(|e| refusal(e, "decrypt", what, &self.context))?;
-        let plaintext = answer.plaintext().ok_or_else(|| KmsError::Refused {
+        let plaintext = answer.plaintext.take().ok_or_else(|| KmsError::Refused {
             operation: "decrypt",
             what: what.to_owned(),
             code: "NoPlaintext".into(),
             message: "KMS answered without a plaintext".into(),
         })?;
-        key_from(plaintext.as_ref(), what)
+        key_from(zeroizing(plaintext), what)
     }
 
     /// A new master key from KMS `GenerateDataKey` under the KMS key
     /// `kms_key_id`: the key (for this process) and its ciphertext blob
     /// (what the keys file keeps).
     pub async fn generate(&self, kms_key_id: &str) -> Result<(Key, Vec<u8>), KmsError> {
-        let answer = self
+        let mut answer = self
             .client
             .generate_data_key()
             .key_id(kms_key_id)
@@ -250,12 +250,16 @@ impl Kms {
             code: "Incomplete".into(),
             message: format!("KMS answered without a {part}"),
         };
-        let plaintext = answer.plaintext().ok_or_else(|| missing("plaintext"))?;
+        let plaintext = answer
+            .plaintext
+            .take()
+            .ok_or_else(|| missing("plaintext"))?;
+        let key = key_from(zeroizing(plaintext), "the generated data key")?;
         let blob = answer
-            .ciphertext_blob()
+            .ciphertext_blob
+            .take()
             .ok_or_else(|| missing("ciphertext blob"))?;
-        let key = key_from(plaintext.as_ref(), "the generated data key")?;
-        Ok((key, blob.as_ref().to_vec()))
+        Ok((key, blob.into_inner()))
     }
 }
 
@@ -285,7 +289,14 @@ pub fn read_keys_file(file: &Path) -> Result<Vec<(String, Vec<u8>)>, KmsError> {
         path: file.to_owned(),
         problem,
     };
-    let text = std::fs::read_to_string(file).map_err(|e| problem(e.kind().to_string()))?;
+    let bytes = atom_io::read_bounded(file, atom_io::MAX_SECRET_FILE_BYTES).map_err(|e| {
+        problem(match e.kind() {
+            std::io::ErrorKind::FileTooLarge => e.to_string(),
+            kind => kind.to_string(),
+        })
+    })?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| problem("it is not text; it holds one KMS blob (base64) a line".into()))?;
     let mut blobs = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -313,8 +324,14 @@ pub fn keys_file_line(blob: &[u8]) -> String {
     STANDARD.encode(blob)
 }
 
-fn key_from(plaintext: &[u8], what: &str) -> Result<Key, KmsError> {
-    let bytes: Zeroizing<[u8; 32]> = Zeroizing::new(plaintext.try_into().map_err(|_| KmsError::Refused {
+/// The SDK's plaintext `Blob` (which does not zeroize) moved at once into a
+/// buffer that does: the bytes are not copied, and are wiped on drop.
+fn zeroizing(plaintext: Blob) -> Zeroizing<Vec<u8>> {
+    Zeroizing::new(plaintext.into_inner())
+}
+
+fn key_from(plaintext: Zeroizing<Vec<u8>>, what: &str) -> Result<Key, KmsError> {
+    let bytes: Zeroizing<[u8; 32]> = Zeroizing::new(plaintext.as_slice().try_into().map_err(|_| KmsError::Refused {
         operation: "decrypt",
         what: what.to_owned(),
         code: "NotAKey".into(),
