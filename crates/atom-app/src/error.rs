@@ -31,19 +31,18 @@ pub enum Error {
 
 impl Error {
     /// The class of this error, for the faces to answer by (see
-    /// [`atom_credentials::ErrorClass`]); an exhaustive match.
-    pub fn class(&self) -> atom_credentials::ErrorClass {
-        use atom_credentials::ErrorClass;
+    /// [`atom_crypto::ErrorClass`]); an exhaustive match.
+    pub fn class(&self) -> atom_crypto::ErrorClass {
+        use atom_crypto::ErrorClass;
         match self {
             Error::Credentials(e) => e.class(),
-            // A key that does not parse, a KMS or audit key setting, a bad
-            // variable: the operator acts.
-            Error::Crypto(_) | Error::Config(_) => ErrorClass::Misconfigured,
-            // The trail, the secrets file, KMS and the key files live
-            // outside the process: they may answer again.
-            Error::Audit(_) | Error::Secrets(_) | Error::Kms(_) | Error::Rotation(_) => {
-                ErrorClass::Unavailable
-            }
+            Error::Crypto(e) => e.class(),
+            Error::Audit(e) => e.class(),
+            Error::Secrets(e) => e.class(),
+            Error::Config(_) => ErrorClass::Misconfigured,
+            // KMS and the key files live outside the process: they may
+            // answer again.
+            Error::Kms(_) | Error::Rotation(_) => ErrorClass::Unavailable,
         }
     }
 }

@@ -116,3 +116,25 @@ pub enum AuditError {
         message: String,
     },
 }
+
+impl AuditError {
+    /// The class of this error (an exhaustive match): a missing or bad
+    /// audit key is the operator's to set; a log that cannot be written or
+    /// read refuses the operation until it can.
+    pub fn class(&self) -> atom_crypto::ErrorClass {
+        use atom_crypto::ErrorClass;
+        match self {
+            AuditError::NoAuditKey | AuditError::BadAuditKey { .. } | AuditError::Config(_) => {
+                ErrorClass::Misconfigured
+            }
+            AuditError::Open { .. }
+            | AuditError::Write { .. }
+            | AuditError::Replaced { .. }
+            | AuditError::Poisoned { .. }
+            | AuditError::Damaged { .. }
+            | AuditError::WrongKey { .. }
+            | AuditError::Read { .. }
+            | AuditError::Sink { .. } => ErrorClass::Unavailable,
+        }
+    }
+}

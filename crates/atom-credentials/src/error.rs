@@ -2,7 +2,7 @@
 //! mapped into it.
 
 use atom_audit::AuditError;
-use atom_crypto::CryptoError;
+use atom_crypto::{CryptoError, ErrorClass};
 use sea_orm::{DbErr, RuntimeErr, SqlErr};
 
 use crate::url::redact_urls_in;
@@ -153,35 +153,6 @@ pub enum CredentialError {
         "the credential operation was refused because its audit event could not be recorded: {0}"
     )]
     AuditFailed(#[source] AuditError),
-}
-
-/// What a face (HTTP, Python, the CLI) does with a [`CredentialError`]:
-/// one class per kind of answer. Unlike the error, this enum is
-/// deliberately exhaustive: a new class is a decision that every face's
-/// `match` must make, so none of them falls back to "internal error".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(clippy::exhaustive_enums)]
-pub enum ErrorClass {
-    /// Nothing is stored there (HTTP 404).
-    NotFound,
-    /// The caller's input does not parse (HTTP 400).
-    InvalidInput,
-    /// Stored rows conflict (HTTP 409).
-    Conflict,
-    /// The stored value does not open: another row's ciphertext, a missing
-    /// or destroyed key, tampering, plaintext where a key is set. The
-    /// caller cannot fix it by retrying (HTTP 422).
-    CannotOpen,
-    /// Another writer got in the way; retrying soon succeeds (HTTP 503 with
-    /// `Retry-After`).
-    Contended,
-    /// The database or the audit trail cannot serve now (HTTP 503).
-    Unavailable,
-    /// The configuration cannot serve this: no key, a bad setting, a
-    /// database that is not migrated (HTTP 503; the operator acts).
-    Misconfigured,
-    /// Something that should not happen (HTTP 500).
-    Internal,
 }
 
 impl CredentialError {

@@ -47,7 +47,7 @@ pub use config::{
     ENV_ENVELOPE, ENV_KEYSTORE_URL, ENV_PLAINTEXT_TRANSITION, StoreConfig,
 };
 pub use envelope::{DataKeyCounts, UserKeyRotation};
-pub use error::{CredentialError, ErrorClass};
+pub use error::CredentialError;
 pub use info::{CredentialInfo, ErasureReport, PoolUsage};
 pub use keystore::{DataKeyFailure, DataKeyProgress};
 pub use migration::{MigrationReport, SchemaState, schema_state};

@@ -96,6 +96,58 @@ pub enum CryptoError {
     NotUtf8,
 }
 
+/// What a face (HTTP, Python, the CLI) does with an error of any Atom
+/// crate: one class per kind of answer, the one vocabulary every crate's
+/// error is classified into (`class()` on each). Unlike the error, this enum is
+/// deliberately exhaustive: a new class is a decision that every face's
+/// `match` must make, so none of them falls back to "internal error".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(clippy::exhaustive_enums)]
+pub enum ErrorClass {
+    /// Nothing is stored there (HTTP 404).
+    NotFound,
+    /// The caller's input does not parse (HTTP 400).
+    InvalidInput,
+    /// Stored rows conflict (HTTP 409).
+    Conflict,
+    /// The stored value does not open: another row's ciphertext, a missing
+    /// or destroyed key, tampering, plaintext where a key is set. The
+    /// caller cannot fix it by retrying (HTTP 422).
+    CannotOpen,
+    /// Another writer got in the way; retrying soon succeeds (HTTP 503 with
+    /// `Retry-After`).
+    Contended,
+    /// The database or the audit trail cannot serve now (HTTP 503).
+    Unavailable,
+    /// The configuration cannot serve this: no key, a bad setting, a
+    /// database that is not migrated (HTTP 503; the operator acts).
+    Misconfigured,
+    /// Something that should not happen (HTTP 500).
+    Internal,
+}
+
+impl CryptoError {
+    /// The class of this error (an exhaustive match): a key setting that
+    /// does not work is the operator's to fix; a value that does not open
+    /// is the stored data's.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            CryptoError::BadKey { .. }
+            | CryptoError::DuplicateKey { .. }
+            | CryptoError::Config(_)
+            | CryptoError::NoKey
+            | CryptoError::LegacyRefused => ErrorClass::Misconfigured,
+            CryptoError::UnknownKeyId { .. }
+            | CryptoError::AuthenticationFailed { .. }
+            | CryptoError::Expired { .. }
+            | CryptoError::FromTheFuture { .. }
+            | CryptoError::Malformed(_)
+            | CryptoError::NotSealed
+            | CryptoError::NotUtf8 => ErrorClass::CannotOpen,
+        }
+    }
+}
+
 /// Why a stored value did not open, as a class a caller can act on: the
 /// one vocabulary of every crate (audit events, secrets-file reports,
 /// credential errors). Built from the crypto error, so that callers never

@@ -33,7 +33,7 @@ pub use config::{
     protection_from_env, protection_from_keys,
 };
 pub use context::Context;
-pub use error::{CryptoError, OpenFailure, ValueKind};
+pub use error::{CryptoError, ErrorClass, OpenFailure, ValueKind};
 pub use key::{Key, KeyId, KeyProblem};
 pub use keyring::{DataKey, KeyCount, KeyRole, Keyring, enveloped_key_id};
 pub use mac::{MacKey, TAG_LEN};

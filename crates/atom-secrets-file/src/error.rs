@@ -296,6 +296,41 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// The class of this error (an exhaustive match), for the faces to
+    /// answer by.
+    pub fn class(&self) -> atom_crypto::ErrorClass {
+        use atom_crypto::ErrorClass;
+        match self {
+            Error::NoSuchName { .. } => ErrorClass::NotFound,
+            // The files' content, or an argument, is not what it must be.
+            Error::Empty { .. }
+            | Error::TooLarge { .. }
+            | Error::NotUtf8 { .. }
+            | Error::Bom { .. }
+            | Error::InvalidJson { .. }
+            | Error::NotAnObject { .. }
+            | Error::DuplicateName { .. }
+            | Error::InexactNumber { .. }
+            | Error::InvalidName { .. }
+            | Error::EnvCollision { .. }
+            | Error::EnvValue { .. } => ErrorClass::InvalidInput,
+            Error::DoNotOpen { .. } | Error::PlaintextNotSealed { .. } => ErrorClass::CannotOpen,
+            // Refused so that nothing is lost: the state conflicts with
+            // the operation.
+            Error::WouldLoseSecrets { .. } | Error::PlaintextNotCovered { .. } => {
+                ErrorClass::Conflict
+            }
+            Error::Missing { .. } | Error::NotMigrated { .. } | Error::BadSetting { .. } => {
+                ErrorClass::Misconfigured
+            }
+            Error::Unreadable { .. } | Error::Spawn { .. } | Error::Io { .. } => {
+                ErrorClass::Unavailable
+            }
+            Error::Audit(e) => e.class(),
+            Error::Crypto(e) => e.class(),
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, step: &'static str, source: io::Error) -> Error {
         Error::Io {
             path: path.into(),

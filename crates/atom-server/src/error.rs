@@ -6,7 +6,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use atom_credentials::ErrorClass;
+use atom_crypto::ErrorClass;
 
 /// An error answer.
 #[derive(Debug)]
