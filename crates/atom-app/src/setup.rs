@@ -116,6 +116,12 @@ pub struct Settings {
     /// KMS-held keys once decrypted (one KMS call per process).
     #[arg(skip)]
     kms_keys: std::sync::OnceLock<Protection>,
+    /// An embedding host's choice over `ATOM_ENVELOPE_ENCRYPTION`.
+    #[arg(skip)]
+    pub envelope: Option<bool>,
+    /// An embedding host's choice over `ATOM_KEYSTORE_URL`.
+    #[arg(skip)]
+    pub keystore_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -129,11 +135,43 @@ impl Default for Settings {
             audit_sink: AuditSinkKind::File,
             require_encryption: false,
             kms_keys: std::sync::OnceLock::new(),
+            envelope: None,
+            keystore_url: None,
         }
     }
 }
 
+/// [`Settings`] read from the environment alone, as the binaries read them
+/// with no flag given.
+#[derive(clap::Parser)]
+#[command(name = "atom")]
+struct FromEnvironment {
+    #[command(flatten)]
+    settings: Settings,
+}
+
 impl Settings {
+    /// The settings of a host embedding the engine (the Python package):
+    /// every variable the binaries read, with their defaults, and no flag.
+    pub fn from_env() -> Result<Settings, Error> {
+        use clap::Parser as _;
+        FromEnvironment::try_parse_from(["atom"])
+            .map(|parsed| parsed.settings)
+            .map_err(|e| Error::Config(e.to_string()))
+    }
+
+    /// The credential store as atom-server opens it: the key configuration,
+    /// the auditor acting as `actor` (the trail's tables created if need
+    /// be), and the store migrated. What an embedding host calls once per
+    /// process.
+    pub async fn open_store(&self, actor: Actor) -> Result<CredentialStore, Error> {
+        let protection = self.protection()?;
+        let (auditor, _) = self.auditor(actor).await?;
+        let (store, report) = self.store(protection, auditor).await?;
+        tracing::debug!(migrations = %report, "credential store ready");
+        Ok(store)
+    }
+
     /// The database URL: the flag or `DATABASE_URL`, else an SQLite file in
     /// the development folder.
     pub fn database_url(&self) -> String {
@@ -393,6 +431,19 @@ impl Settings {
     pub fn store_config(&self) -> Result<StoreConfig, Error> {
         let mut config = StoreConfig::from_env()?;
         config.database_url = DatabaseUrl::parse(&self.database_url())?;
+        if let Some(on) = self.envelope {
+            config.envelope = on;
+        }
+        if let Some(url) = self
+            .keystore_url
+            .as_deref()
+            .filter(|u| !u.trim().is_empty())
+        {
+            config.keystore_url = Some(
+                DatabaseUrl::parse(url)
+                    .map_err(|e| Error::Config(format!("the key store URL: {e}")))?,
+            );
+        }
         if let Some(folder) = config.database_url.sqlite_folder()
             && folder != self.data_dir
             && !folder.is_dir()

@@ -339,6 +339,36 @@ impl Keyring {
         StoredValue::legacy(token)
     }
 
+    /// Opens a legacy token (a bare Fernet token, as the Python original's
+    /// `SecretsEncryption` writes them) under any key of the ring. Anything
+    /// else is refused: a sealed value needs its context
+    /// ([`Keyring::open`]), plaintext is [`CryptoError::NotSealed`].
+    pub fn open_legacy(&self, stored: &str) -> Result<SecretString, CryptoError> {
+        match stored::parse_parts(stored)? {
+            Parsed::Legacy(_) => self.open(&Context::secret(""), stored),
+            Parsed::Plaintext => Err(CryptoError::NotSealed),
+            Parsed::Sealed { .. } => Err(CryptoError::Malformed(
+                "a sealed value (atom:v1:...) is bound to where it is stored and opens only there, not as a bare Fernet token",
+            )),
+        }
+    }
+
+    /// Re-seals a legacy token under the primary key, still in the legacy
+    /// form and with its timestamp kept, as pyca's `MultiFernet.rotate`
+    /// does: for values a host keeps in its own tables, which no Atom
+    /// rotation reaches.
+    pub fn rotate_legacy(&self, stored: &str) -> Result<StoredValue, CryptoError> {
+        use secrecy::ExposeSecret as _;
+        let plaintext = self.open_legacy(stored)?;
+        // It opened as a legacy token, so its header parses.
+        let timestamp = crate::token::parse_header(stored)
+            .map_or_else(|| self.clock.now_unix(), |header| header.timestamp);
+        let token = self.slots[0]
+            .legacy
+            .encrypt_at_time(plaintext.expose_secret().as_bytes(), timestamp);
+        Ok(StoredValue::legacy(token))
+    }
+
     /// Opens a stored value (sealed or legacy) for `context`. Plaintext is
     /// refused with [`CryptoError::NotSealed`]; a value that looks like
     /// ciphertext but does not authenticate is

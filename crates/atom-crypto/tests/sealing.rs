@@ -495,3 +495,46 @@ fn legacy_tokens_can_be_refused_after_a_rotation() {
         "on by default"
     );
 }
+
+/// The Python original's `SecretsEncryption` format: bare Fernet tokens.
+/// `open_legacy` opens them under any key of the ring and refuses the rest;
+/// `rotate_legacy` re-seals under the primary key in the same form with
+/// the token's timestamp kept (pyca's `MultiFernet.rotate`).
+#[test]
+fn legacy_tokens_open_under_the_ring_and_rotate_to_the_primary() {
+    use atom_crypto::ExposeSecret as _;
+    let old = keyring(1);
+    let token = old.seal_legacy("xoxb-legacy").into_string();
+    let both = Keyring::new(test_key(2), [test_key(1)]).unwrap();
+    assert_eq!(
+        both.open_legacy(&token).unwrap().expose_secret(),
+        "xoxb-legacy"
+    );
+    let rotated = both.rotate_legacy(&token).unwrap().into_string();
+    assert!(rotated.starts_with("gAAAAA"), "still the legacy form");
+    assert_ne!(rotated, token);
+    // The same timestamp (bytes 1..9 of the token).
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE;
+    assert_eq!(
+        b64.decode(&rotated).unwrap()[1..9],
+        b64.decode(&token).unwrap()[1..9]
+    );
+    // Under the new primary alone.
+    assert_eq!(
+        keyring(2).open_legacy(&rotated).unwrap().expose_secret(),
+        "xoxb-legacy"
+    );
+    assert!(keyring(1).open_legacy(&rotated).is_err());
+    // Plaintext, sealed values and damaged tokens are refused.
+    assert!(matches!(
+        both.open_legacy("hello"),
+        Err(CryptoError::NotSealed)
+    ));
+    let sealed = both.seal(&Context::secret("n"), "v").into_string();
+    assert!(matches!(
+        both.open_legacy(&sealed),
+        Err(CryptoError::Malformed(_))
+    ));
+    assert!(both.rotate_legacy(&format!("{token}x")).is_err());
+}

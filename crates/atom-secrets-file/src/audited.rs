@@ -200,6 +200,28 @@ impl AuditedSecrets {
         }
     }
 
+    /// [`SecretsDir::get_all`]: one `secret_read` per entry, recorded before
+    /// any value is returned.
+    pub async fn get_all(&self, keyring: &Keyring) -> Result<Vec<(String, SecretValue)>> {
+        match self.dir.get_all(keyring) {
+            Ok(values) => {
+                for (name, _) in &values {
+                    self.auditor
+                        .record(Action::SecretRead {
+                            name: name.clone(),
+                            key_id: None,
+                        })
+                        .await?;
+                }
+                Ok(values)
+            }
+            Err(err) => {
+                self.record_failures(&err).await?;
+                Err(err)
+            }
+        }
+    }
+
     /// [`SecretsDir::exec_env`]: one `secret_read` per variable, recorded
     /// before the environment is handed out.
     pub async fn exec_env(&self, keyring: &Keyring) -> Result<SecretEnv> {

@@ -64,6 +64,23 @@ pub struct EditReport {
     pub key_id: Option<KeyId>,
 }
 
+/// One entry's value opened: a string under its name, an object or array
+/// with strings inside every string under its path, anything else as it is.
+fn open_entry(
+    keyring: &Keyring,
+    name: &str,
+    value: &Value,
+) -> std::result::Result<SecretValue, Vec<(String, atom_crypto::OpenFailure)>> {
+    match value {
+        Value::String(text) => seal::open(keyring, name, text)
+            .map(SecretValue::Secret)
+            .map_err(|class| vec![(name.to_owned(), class)]),
+        other if seal::has_nested_strings(other) => seal::open_value(keyring, name, other, false)
+            .map(|opened| SecretValue::Structured(SecretString::from(opened.to_string()))),
+        other => Ok(SecretValue::Plain(other.clone())),
+    }
+}
+
 impl SecretsDir {
     /// The value of `name` in `secrets.enc`. A string value must open; a
     /// plaintext string there is an error (rewrap seals it). An object or
@@ -77,22 +94,39 @@ impl SecretsDir {
                 path,
                 name: name.to_owned(),
             }),
-            Some(Value::String(text)) => seal::open(keyring, name, text)
-                .map(SecretValue::Secret)
-                .map_err(|class| Error::DoNotOpen {
-                    path,
-                    failures: vec![(name.to_owned(), class)],
-                }),
-            Some(other) if seal::has_nested_strings(other) => {
-                match seal::open_value(keyring, name, other, false) {
-                    Ok(opened) => Ok(SecretValue::Structured(SecretString::from(
-                        opened.to_string(),
-                    ))),
-                    Err(failures) => Err(Error::DoNotOpen { path, failures }),
-                }
-            }
-            Some(other) => Ok(SecretValue::Plain(other.clone())),
+            Some(value) => open_entry(keyring, name, value)
+                .map_err(|failures| Error::DoNotOpen { path, failures }),
         }
+    }
+
+    /// Every entry of `secrets.enc` in file order, each opened as
+    /// [`SecretsDir::get`] opens it. One value that does not open fails the
+    /// whole read, naming every value that does not (nothing is returned
+    /// half).
+    pub fn get_all(&self, keyring: &Keyring) -> Result<Vec<(String, SecretValue)>> {
+        let entries = self.read_encrypted()?;
+        let mut values = Vec::with_capacity(entries.len());
+        let mut failures = Vec::new();
+        for (name, value) in &entries {
+            match open_entry(keyring, name, value) {
+                Ok(opened) => values.push((name.clone(), opened)),
+                Err(failed) => failures.extend(failed),
+            }
+        }
+        if failures.is_empty() {
+            Ok(values)
+        } else {
+            Err(Error::DoNotOpen {
+                path: self.encrypted_path(),
+                failures,
+            })
+        }
+    }
+
+    /// The entries of `secrets.json` as they are: the seed's plaintext
+    /// development mode, where no key is set and nothing is sealed.
+    pub fn plaintext_values(&self) -> Result<Vec<(String, Value)>> {
+        Ok(self.read_plaintext()?.into_iter().collect())
     }
 
     /// The names of `secrets.enc` in file order, or of `secrets.json` when
