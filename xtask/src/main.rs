@@ -50,6 +50,31 @@ enum Cmd {
     /// rewrapped) against the rewrap of every credential row, on the same
     /// data in one run: seconds, speed-up, memory.
     BenchEnvelope(EnvelopeArgs),
+    /// The Python package against the Python original, from Python:
+    /// encrypt/decrypt per call, get_user_credential on SQLite and
+    /// PostgreSQL, threads. Builds the release wheel into a virtualenv of
+    /// its own (target/bench-python-venv) and runs bindings/python/bench.
+    BenchPython(PythonArgs),
+}
+
+#[derive(clap::Args)]
+struct PythonArgs {
+    /// A PostgreSQL server to measure on too (two scratch databases are
+    /// created and dropped); `none` to skip.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    postgres_url: String,
+    /// Calls of encrypt and of decrypt.
+    #[arg(long, default_value_t = 100_000)]
+    tokens: u64,
+    /// Calls of get_user_credential per database.
+    #[arg(long, default_value_t = 5_000)]
+    reads: u64,
+    /// Use the wheel already installed in the virtualenv.
+    #[arg(long)]
+    no_build: bool,
+    /// Folder of the Python anchor.
+    #[arg(long, default_value = "../shared/anchors/atom_py")]
+    anchor_dir: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -147,6 +172,7 @@ fn main() -> ExitCode {
         Cmd::BenchRotate(args) => bench_rotate(&args),
         Cmd::BenchHttp(args) => bench_http(&args),
         Cmd::BenchEnvelope(args) => bench_envelope(&args),
+        Cmd::BenchPython(args) => bench_python(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -155,6 +181,75 @@ fn main() -> ExitCode {
             ExitCode::from(FAILURE)
         }
     }
+}
+
+/// `cargo xtask bench-python`: a virtualenv with the Python original's
+/// packages and the release wheel of bindings/python, then the benchmark
+/// script beside the anchor.
+fn bench_python(args: &PythonArgs) -> Result<u8> {
+    let root = workspace_root();
+    let venv = root.join("target").join("bench-python-venv");
+    let python = venv.join("bin").join("python");
+    let run = |program: &Path, what: &[&str]| -> Result<()> {
+        let status = Command::new(program)
+            .args(what)
+            .current_dir(&root)
+            .status()
+            .with_context(|| format!("cannot run {}", program.display()))?;
+        if !status.success() {
+            bail!("{} {} failed ({status})", program.display(), what.join(" "));
+        }
+        Ok(())
+    };
+    if !python.exists() {
+        run(
+            Path::new("python3"),
+            &["-m", "venv", &venv.display().to_string()],
+        )?;
+        run(
+            &python,
+            &[
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "cryptography",
+                "sqlalchemy",
+                "psycopg2-binary",
+            ],
+        )?;
+    }
+    if !args.no_build {
+        eprintln!("bench-python: building the release wheel (pip install ./bindings/python)");
+        run(
+            &python,
+            &[
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--force-reinstall",
+                "./bindings/python",
+            ],
+        )?;
+    }
+    let anchor = args.anchor_dir.display().to_string();
+    let tokens = args.tokens.to_string();
+    let reads = args.reads.to_string();
+    let mut script = vec![
+        "bindings/python/bench/bench_python.py",
+        "--anchor-dir",
+        &anchor,
+        "--tokens",
+        &tokens,
+        "--reads",
+        &reads,
+    ];
+    if args.postgres_url != "none" {
+        script.extend(["--postgres", &args.postgres_url]);
+    }
+    run(&python, &script)?;
+    Ok(0)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {

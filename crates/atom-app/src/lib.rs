@@ -27,6 +27,6 @@ pub use error::Error;
 pub use rotation::{KeyFileArgs, RotateArgs};
 pub use setup::{
     AuditSinkKind, DEFAULT_AUDIT_LOG, DEFAULT_DATA_DIR, DEFAULT_DATABASE_URL, DatabaseAccess,
-    ENV_AUDIT_ANCHOR, ENV_AUDIT_LOG, ENV_AUDIT_SINK, ENV_BIND, ENV_DATA_DIR, ENV_SECRETS_DIR,
-    Settings, development_allowed, development_key_path,
+    ENV_AUDIT_ANCHOR, ENV_AUDIT_LOG, ENV_AUDIT_SINK, ENV_BIND, ENV_DATA_DIR, ENV_KEY_MAX_AGE_DAYS,
+    ENV_SECRETS_DIR, Settings, development_allowed, development_key_path,
 };

@@ -27,6 +27,8 @@ pub const ENV_AUDIT_ANCHOR: &str = "ATOM_AUDIT_ANCHOR";
 pub const ENV_AUDIT_SINK: &str = "ATOM_AUDIT_SINK";
 /// The server's listen address.
 pub const ENV_BIND: &str = "ATOM_BIND";
+/// The rotation policy, in days.
+pub const ENV_KEY_MAX_AGE_DAYS: &str = "ATOM_KEY_MAX_AGE_DAYS";
 /// The development folder unless [`ENV_DATA_DIR`] says otherwise: the
 /// default database, audit log and development secrets live there.
 pub const DEFAULT_DATA_DIR: &str = ".atom";
@@ -113,6 +115,17 @@ pub struct Settings {
     /// refuse the development secrets (also ATOM_REQUIRE_ENCRYPTION=1).
     #[arg(long, global = true)]
     pub require_encryption: bool,
+    /// The rotation policy: a primary key older than this many days is due
+    /// (`atom keys rotate --if-due`, `atom doctor`, the server's metrics).
+    #[arg(
+        long,
+        global = true,
+        env = ENV_KEY_MAX_AGE_DAYS,
+        default_value_t = atom_rotation::DEFAULT_MAX_AGE_DAYS,
+        value_name = "DAYS",
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub key_max_age_days: u32,
     /// KMS-held keys once decrypted (one KMS call per process).
     #[arg(skip)]
     kms_keys: std::sync::OnceLock<Protection>,
@@ -134,6 +147,7 @@ impl Default for Settings {
             audit_anchor: None,
             audit_sink: AuditSinkKind::File,
             require_encryption: false,
+            key_max_age_days: atom_rotation::DEFAULT_MAX_AGE_DAYS,
             kms_keys: std::sync::OnceLock::new(),
             envelope: None,
             keystore_url: None,
@@ -158,6 +172,35 @@ impl Settings {
         FromEnvironment::try_parse_from(["atom"])
             .map(|parsed| parsed.settings)
             .map_err(|e| Error::Config(e.to_string()))
+    }
+
+    /// The same settings with every relative path made absolute against
+    /// the current folder (the data folder, the audit log and its anchor,
+    /// the secrets folder, SQLite files): for a host that keeps them while
+    /// its process changes folder (a Python service), where the binaries
+    /// resolve them once at start.
+    pub fn anchored(mut self) -> Result<Settings, Error> {
+        let absolute = |path: PathBuf| {
+            std::path::absolute(&path).map_err(|e| {
+                Error::Config(format!(
+                    "cannot make {} absolute: {e}; start from a folder that exists",
+                    path.display()
+                ))
+            })
+        };
+        self.audit_log = Some(absolute(self.audit_log())?);
+        self.audit_anchor = Some(absolute(self.audit_anchor())?);
+        self.data_dir = absolute(self.data_dir.clone())?;
+        self.secrets_dir = absolute(self.secrets_dir.clone())?;
+        self.database_url = Some(anchored_sqlite_url(&self.database_url())?);
+        self.keystore_url = match self.keystore_url.take() {
+            Some(url) => Some(anchored_sqlite_url(&url)?),
+            None => match std::env::var(atom_credentials::ENV_KEYSTORE_URL) {
+                Ok(url) if !url.trim().is_empty() => Some(anchored_sqlite_url(&url)?),
+                _ => None,
+            },
+        };
+        Ok(self)
     }
 
     /// The credential store as atom-server opens it: the key configuration,
@@ -432,7 +475,11 @@ impl Settings {
         let mut config = StoreConfig::from_env()?;
         config.database_url = DatabaseUrl::parse(&self.database_url())?;
         if let Some(on) = self.envelope {
-            config.envelope = on;
+            config = config.with_envelope_setting(if on {
+                atom_credentials::EnvelopeSetting::On
+            } else {
+                atom_credentials::EnvelopeSetting::Off
+            });
         }
         if let Some(url) = self
             .keystore_url
@@ -498,6 +545,33 @@ impl Settings {
     ) -> Result<CredentialStore, Error> {
         Ok(CredentialStore::open_read_only(&self.store_config()?, protection, auditor).await?)
     }
+}
+
+/// An SQLite URL with a relative file made absolute; any other URL as it is.
+fn anchored_sqlite_url(url: &str) -> Result<String, Error> {
+    let trimmed = url.trim();
+    let Some(rest) = trimmed
+        .strip_prefix("sqlite://")
+        .or_else(|| trimmed.strip_prefix("sqlite:"))
+    else {
+        return Ok(trimmed.to_owned());
+    };
+    let (file, query) = match rest.split_once('?') {
+        Some((file, query)) => (file, Some(query)),
+        None => (rest, None),
+    };
+    if file.is_empty() || file.starts_with('/') || file.contains(":memory:") {
+        return Ok(trimmed.to_owned());
+    }
+    let absolute = std::path::absolute(file).map_err(|e| {
+        Error::Config(format!(
+            "cannot make the SQLite file {file} absolute: {e}; start from a folder that exists"
+        ))
+    })?;
+    Ok(match query {
+        Some(query) => format!("sqlite://{}?{query}", absolute.display()),
+        None => format!("sqlite://{}", absolute.display()),
+    })
 }
 
 /// Refuses an audit key that is one of the encryption keys.
