@@ -34,6 +34,13 @@ pub struct SecurityConfiguration {
     /// Credential counts; `null` when the credential database does not
     /// exist yet.
     pub credentials: Option<CredentialCounts>,
+    /// Whether new credentials are sealed under per-user data keys
+    /// (`atom:v2`); `null` without a database.
+    pub envelope_encryption: Option<bool>,
+    /// What the operator should know and do (e.g. how to turn envelope
+    /// encryption on for a store that holds older rows).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
 }
 
 /// A configured key, by id.
@@ -104,5 +111,11 @@ pub async fn security_configuration(
             malformed: counts.malformed,
             needs_rewrap: counts.needs_rewrap,
         }),
+        envelope_encryption: store.map(CredentialStore::envelope),
+        notices: store
+            .and_then(CredentialStore::envelope_notice)
+            .map(str::to_owned)
+            .into_iter()
+            .collect(),
     })
 }

@@ -13,7 +13,11 @@ pub(crate) async fn run(args: &GlobalArgs) -> anyhow::Result<ExitCode> {
         true => Some(args.read_only_store(protection.clone()).await?),
         false => None,
     };
-    let doc = security_configuration(&protection, &args.settings.secrets(), store.as_ref()).await?;
+    let mut doc =
+        security_configuration(&protection, &args.settings.secrets(), store.as_ref()).await?;
+    for notice in &mut doc.notices {
+        notice.push_str("; rewrap with: atom credentials rewrap");
+    }
     if args.json {
         print_json(&doc)?;
     } else {

@@ -18,6 +18,9 @@ fn the_audit_trail_in_the_database_verifies_and_reports_tampering() {
         ("ENCRYPTION_KEY", key.trim()),
         ("ATOM_AUDIT_KEY", audit_key.trim()),
         ("ATOM_AUDIT_SINK", "database"),
+        // Master-key sealing, so that the trail holds one event per
+        // command (envelope mode adds data-key events).
+        ("ATOM_ENVELOPE_ENCRYPTION", "0"),
     ];
     for (user, token) in [("alice", "tok-a"), ("bob", "tok-b")] {
         ok(&atom_with_stdin(

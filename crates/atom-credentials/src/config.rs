@@ -25,9 +25,26 @@ pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// database itself (see docs/OPERATIONS.md for the trade-off).
 pub const ENV_KEYSTORE_URL: &str = "ATOM_KEYSTORE_URL";
 /// `1` or `true`: new values are sealed under their user's data key (the
-/// `atom:v2` form) and rewrap upgrades older rows to it. Values of that
+/// `atom:v2` form) and rewrap upgrades older rows to it; `0` or `false`:
+/// they are not; unset: the store's recorded mode, and for a store that
+/// holds no credential yet, envelopes (see `crate::mode`). Values of that
 /// form are read whatever this says.
 pub const ENV_ENVELOPE: &str = "ATOM_ENVELOPE_ENCRYPTION";
+
+/// How a process is configured for envelope encryption, against the mode
+/// recorded in the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EnvelopeSetting {
+    /// Unset: the recorded mode; a store without one and without
+    /// credentials starts in envelope mode, one holding credentials keeps
+    /// `atom:v1`.
+    Auto,
+    /// Envelopes on (turns a recorded `off` on).
+    On,
+    /// Envelopes off; refused against a store recorded `on`.
+    Off,
+}
 
 /// The store's settings. Build with [`StoreConfig::new`] or
 /// [`StoreConfig::from_env`], then adjust with the `with_` methods.
@@ -46,8 +63,14 @@ pub struct StoreConfig {
     pub acquire_timeout: Duration,
     /// The key store's database; `None` is the credentials database.
     pub keystore_url: Option<DatabaseUrl>,
-    /// Seal new values under per-user data keys (see [`ENV_ENVELOPE`]).
+    /// Seal new values under per-user data keys (see [`ENV_ENVELOPE`]),
+    /// when `envelope_setting` is `None` (a library caller deciding per
+    /// process; nothing is recorded or checked).
     pub envelope: bool,
+    /// The binaries' and the Python package's setting, resolved against
+    /// the mode recorded in the database when the store opens (and
+    /// recorded by an open that migrates); `envelope` is then ignored.
+    pub envelope_setting: Option<EnvelopeSetting>,
     /// Tests: `PRAGMA max_page_count` of every SQLite connection, read
     /// each time a connection is handed out.
     #[cfg(feature = "test-util")]
@@ -64,6 +87,7 @@ impl StoreConfig {
             acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
             keystore_url: None,
             envelope: false,
+            envelope_setting: None,
             #[cfg(feature = "test-util")]
             sqlite_page_limit: None,
         }
@@ -116,14 +140,25 @@ impl StoreConfig {
             ),
             None => None,
         };
-        let envelope = atom_io::flag_from_env(&lookup, ENV_ENVELOPE)
-            .map_err(|e| CredentialError::Config(e.to_string()))?;
+        let envelope_setting = match lookup(ENV_ENVELOPE).filter(|v| !v.trim().is_empty()) {
+            None => EnvelopeSetting::Auto,
+            Some(_) => {
+                if atom_io::flag_from_env(&lookup, ENV_ENVELOPE)
+                    .map_err(|e| CredentialError::Config(e.to_string()))?
+                {
+                    EnvelopeSetting::On
+                } else {
+                    EnvelopeSetting::Off
+                }
+            }
+        };
         Ok(StoreConfig {
             plaintext_transition,
             max_connections,
             acquire_timeout,
             keystore_url,
-            envelope,
+            envelope: envelope_setting == EnvelopeSetting::On,
+            envelope_setting: Some(envelope_setting),
             ..StoreConfig::new(database_url)
         })
     }
@@ -140,9 +175,18 @@ impl StoreConfig {
         self
     }
 
-    /// The same settings with envelope encryption on or off.
+    /// The same settings with envelope encryption on or off, decided by
+    /// the caller (nothing recorded or checked).
     pub fn with_envelope(mut self, on: bool) -> StoreConfig {
         self.envelope = on;
+        self.envelope_setting = None;
+        self
+    }
+
+    /// The same settings with the envelope mode resolved against the
+    /// store's recorded mode (see [`EnvelopeSetting`]).
+    pub fn with_envelope_setting(mut self, setting: EnvelopeSetting) -> StoreConfig {
+        self.envelope_setting = Some(setting);
         self
     }
 
@@ -205,6 +249,9 @@ mod tests {
         ]))
         .unwrap();
         assert!(c.envelope);
+        assert_eq!(c.envelope_setting, Some(EnvelopeSetting::On));
+        let unset = StoreConfig::from_lookup(env(&[])).unwrap();
+        assert_eq!(unset.envelope_setting, Some(EnvelopeSetting::Auto));
         assert_eq!(
             c.keystore_url.as_ref().map(DatabaseUrl::backend),
             Some(crate::url::Backend::Sqlite)

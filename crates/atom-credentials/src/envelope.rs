@@ -70,6 +70,12 @@ impl CredentialStore {
         self.envelope
     }
 
+    /// When envelopes are off for a store that records its mode: how to
+    /// turn them on and what that means, for the faces to say once.
+    pub fn envelope_notice(&self) -> Option<&str> {
+        self.envelope_notice.as_deref()
+    }
+
     /// Where the data keys are: "the credentials database" or the key
     /// store's URL, password redacted.
     pub fn keystore_place(&self) -> &str {

@@ -26,6 +26,7 @@ mod error;
 mod info;
 mod keystore;
 mod migration;
+mod mode;
 mod provider;
 mod reveal;
 mod rewrap;
@@ -44,7 +45,7 @@ mod user_id;
 pub use audit_table::{DatabaseAuditSink, TableReport, audit_table_tail, verify_audit_table};
 pub use config::{
     DEFAULT_ACQUIRE_TIMEOUT, ENV_DATABASE_URL, ENV_DB_ACQUIRE_TIMEOUT_SECS, ENV_DB_MAX_CONNECTIONS,
-    ENV_ENVELOPE, ENV_KEYSTORE_URL, ENV_PLAINTEXT_TRANSITION, StoreConfig,
+    ENV_ENVELOPE, ENV_KEYSTORE_URL, ENV_PLAINTEXT_TRANSITION, EnvelopeSetting, StoreConfig,
 };
 pub use envelope::{DataKeyCounts, UserKeyRotation};
 pub use error::CredentialError;

@@ -65,6 +65,8 @@ pub struct CredentialStore {
     pub(crate) keystore: KeyStore,
     /// Seal new values under data keys (`atom:v2`).
     pub(crate) envelope: bool,
+    /// Said once by the faces when envelopes are off (`crate::mode`).
+    pub(crate) envelope_notice: Option<Arc<str>>,
 }
 
 impl fmt::Debug for CredentialStore {
@@ -110,11 +112,12 @@ impl CredentialStore {
         }
         let db = crate::connect::connect(config).await?;
         crate::keystore::location::check(&db, config, true).await?;
+        let mode = envelope_mode(&db, config, true).await?;
         let keystore_db = match keystore_config(config) {
             Some(config) => Some(crate::connect::connect(&config).await?),
             None => None,
         };
-        let store = CredentialStore::assemble(db, keystore_db, config, protection, auditor);
+        let store = CredentialStore::assemble(db, keystore_db, config, mode, protection, auditor);
         // Adopting a table moves rows aside: that is recorded. The rows are
         // already migrated (and none lost) when the record is written; if it
         // cannot be written the store does not open, and the next start
@@ -192,6 +195,13 @@ impl CredentialStore {
             db.close().await?;
             return Err(e);
         }
+        let mode = match envelope_mode(&db, &config, false).await {
+            Ok(mode) => mode,
+            Err(e) => {
+                db.close().await?;
+                return Err(e);
+            }
+        };
         let keystore_db = match keystore_config(&config) {
             Some(config) => Some(crate::connect::connect(&config).await?),
             None => None,
@@ -209,6 +219,7 @@ impl CredentialStore {
             db,
             keystore_db,
             &config,
+            mode,
             protection,
             auditor,
         ))
@@ -218,6 +229,7 @@ impl CredentialStore {
         db: DatabaseConnection,
         keystore_db: Option<DatabaseConnection>,
         config: &StoreConfig,
+        mode: crate::mode::Mode,
         protection: Protection,
         auditor: Auditor,
     ) -> CredentialStore {
@@ -250,7 +262,8 @@ impl CredentialStore {
             audit,
             sqlite_writer,
             keystore,
-            envelope: config.envelope,
+            envelope: mode.envelope,
+            envelope_notice: mode.notice.map(Arc::from),
         }
     }
 
@@ -711,6 +724,23 @@ fn info_row(row: &QueryResult) -> Result<CredentialInfo, CredentialError> {
 
 /// The settings of the key store's own database, when it has one: the
 /// credentials settings with the key store's URL.
+/// The envelope mode of the store in `db` for `config`: the caller's own
+/// choice (a library caller), or the setting resolved against the mode
+/// recorded in the database (recorded when `may_record`).
+async fn envelope_mode(
+    db: &DatabaseConnection,
+    config: &StoreConfig,
+    may_record: bool,
+) -> Result<crate::mode::Mode, CredentialError> {
+    match config.envelope_setting {
+        Some(setting) => crate::mode::resolve(db, setting, may_record).await,
+        None => Ok(crate::mode::Mode {
+            envelope: config.envelope,
+            notice: None,
+        }),
+    }
+}
+
 fn keystore_config(config: &StoreConfig) -> Option<StoreConfig> {
     let url = config.keystore_url.clone()?;
     let mut keystore = config.clone();

@@ -675,3 +675,123 @@ db_test!(
         }
     }
 );
+
+/// A store opened with the binaries' setting (`ATOM_ENVELOPE_ENCRYPTION`
+/// as `setting`; `Auto` when unset).
+async fn open_as(
+    db: &TestDb,
+    setting: atom_credentials::EnvelopeSetting,
+    key: &Key,
+) -> Result<CredentialStore, CredentialError> {
+    CredentialStore::open(
+        &db.config().with_envelope_setting(setting),
+        encrypted(key, &[]),
+        Auditor::new(Sink::default()),
+    )
+    .await
+    .map(|(store, _)| store)
+}
+
+db_test!(a_new_store_starts_in_envelope_mode_and_records_it, |db| {
+    use atom_credentials::EnvelopeSetting as S;
+    let key = Key::generate().unwrap();
+    let store = open_as(&db, S::Auto, &key).await.unwrap();
+    assert!(
+        store.envelope(),
+        "a store without credentials starts enveloped"
+    );
+    assert_eq!(store.envelope_notice(), None);
+    store
+        .put(&user("alice"), &provider("slack"), &secret("xoxb-1"))
+        .await
+        .unwrap();
+    assert!(
+        db.raw()
+            .await
+            .token("alice", "slack")
+            .await
+            .starts_with("atom:v2:")
+    );
+    store.close().await.unwrap();
+    // The mode is the database's: an unset process follows it, one set
+    // against it is refused at start-up, naming the setting.
+    assert!(open_as(&db, S::Auto, &key).await.unwrap().envelope());
+    let err = open_as(&db, S::Off, &key).await.unwrap_err();
+    assert!(
+        err.to_string().contains("ATOM_ENVELOPE_ENCRYPTION"),
+        "{err}"
+    );
+    let read_only = CredentialStore::open_read_only(
+        &db.config().with_envelope_setting(S::Off),
+        encrypted(&key, &[]),
+        Auditor::new(Sink::default()),
+    )
+    .await;
+    assert!(
+        read_only.is_err(),
+        "a read-only command disagrees just as loudly"
+    );
+});
+
+db_test!(
+    a_store_holding_v1_rows_keeps_v1_until_envelopes_are_turned_on,
+    |db| {
+        use atom_credentials::EnvelopeSetting as S;
+        let key = Key::generate().unwrap();
+        // Rows written before the mode was recorded (an earlier release).
+        let (old, _) = CredentialStore::open(
+            &db.config(),
+            encrypted(&key, &[]),
+            Auditor::new(Sink::default()),
+        )
+        .await
+        .unwrap();
+        old.put(&user("alice"), &provider("slack"), &secret("xoxb-v1"))
+            .await
+            .unwrap();
+        old.close().await.unwrap();
+        let store = open_as(&db, S::Auto, &key).await.unwrap();
+        assert!(!store.envelope(), "a store holding v1 rows keeps v1");
+        let notice = store.envelope_notice().unwrap().to_owned();
+        assert!(notice.contains("ATOM_ENVELOPE_ENCRYPTION=1"), "{notice}");
+        store
+            .put(&user("bob"), &provider("slack"), &secret("xoxb-v1-too"))
+            .await
+            .unwrap();
+        assert!(
+            db.raw()
+                .await
+                .token("bob", "slack")
+                .await
+                .starts_with("atom:v1:")
+        );
+        store.close().await.unwrap();
+        // The operator turns envelopes on: recorded, and followed by
+        // processes left unset.
+        let on = open_as(&db, S::On, &key).await.unwrap();
+        assert!(on.envelope());
+        on.close().await.unwrap();
+        let follows = open_as(&db, S::Auto, &key).await.unwrap();
+        assert!(follows.envelope());
+        follows
+            .put(&user("carol"), &provider("slack"), &secret("xoxb-v2"))
+            .await
+            .unwrap();
+        assert!(
+            db.raw()
+                .await
+                .token("carol", "slack")
+                .await
+                .starts_with("atom:v2:")
+        );
+        assert_eq!(
+            reveal(
+                &follows
+                    .get(&user("alice"), &provider("slack"))
+                    .await
+                    .unwrap()
+            ),
+            "xoxb-v1"
+        );
+    }
+);

@@ -218,6 +218,10 @@ impl Sources {
                 let mut config = StoreConfig::new(parsed.clone())
                     .with_max_connections(engine.workers.saturating_add(2))
                     .with_envelope(env.envelope);
+                // The store's recorded mode decides, as for the apps.
+                if let Some(setting) = env.envelope_setting {
+                    config = config.with_envelope_setting(setting);
+                }
                 if let Some(keystore) = env.keystore_url {
                     config = config.with_keystore(keystore);
                 }
