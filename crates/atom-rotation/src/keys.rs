@@ -48,15 +48,20 @@ pub struct KeyEntry {
     pub standing: KeyStanding,
     /// The file that holds it.
     pub file: PathBuf,
+    /// When it was introduced by a rotation; `None`: age unknown (it
+    /// predates the record, or came from outside a rotation).
+    pub introduced_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Every key of the key files: the primary, the decrypt-only keys and the
 /// retired keys, in file order.
 pub fn list_keys(files: &KeyFiles) -> Result<Vec<KeyEntry>, Error> {
+    let ages = crate::ages::KeyAges::load(&crate::ages::KeyAges::path_in(&files.dir()))?;
     let entry = |key: &Key, standing, file: &PathBuf| KeyEntry {
         key_id: key.id(),
         standing,
         file: file.clone(),
+        introduced_at: ages.introduced(key.id()),
     };
     let mut out = vec![entry(
         &files.read_primary()?,

@@ -10,6 +10,7 @@
 //!
 //! The rollout is documented in docs/ROTATION.md.
 
+mod ages;
 mod audit;
 mod engine;
 mod error;
@@ -23,6 +24,7 @@ mod report;
 mod rotate;
 mod state;
 
+pub use ages::{AGES_FILE, DEFAULT_MAX_AGE_DAYS, KeyAges, is_due};
 pub use audit::auditor_from_env;
 pub use engine::{RewrapTotals, default_workers, rewrap_credentials};
 pub use error::Error;

@@ -52,6 +52,10 @@ pub struct RotateOptions {
     pub show_progress: bool,
     /// The command that continues this rotation, for the report.
     pub rerun_command: String,
+    /// `--if-due`: start a rotation only when the primary key is older
+    /// than this many days (or of unknown age); a rotation in progress is
+    /// always continued.
+    pub only_if_older_than_days: Option<u32>,
 }
 
 impl RotateOptions {
@@ -71,6 +75,7 @@ impl RotateOptions {
             yes: false,
             show_progress: false,
             rerun_command: "the same command".to_owned(),
+            only_if_older_than_days: None,
         }
     }
 }

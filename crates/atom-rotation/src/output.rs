@@ -16,6 +16,7 @@ impl RotationReport {
         let headline = match self.outcome {
             Outcome::Finished => "rotation finished",
             Outcome::NothingToDo => "nothing to do",
+            Outcome::NotDue => "not due: the primary key is younger than the rotation policy",
             Outcome::DryRun => "dry run: nothing was changed",
             Outcome::ValuesDoNotOpen => "STOPPED: values do not open",
             Outcome::VerificationFailed => {

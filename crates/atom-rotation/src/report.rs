@@ -20,6 +20,9 @@ pub enum Outcome {
     Finished,
     /// No rotation in progress and the requested key is already primary.
     NothingToDo,
+    /// `--if-due`: the primary key is younger than the rotation policy;
+    /// nothing was done.
+    NotDue,
     /// `--dry-run`: the plan, nothing changed.
     DryRun,
     /// Values do not open; nothing was changed (at plan) or nothing is
@@ -35,7 +38,9 @@ impl Outcome {
     /// The documented exit code.
     pub fn exit_code(self) -> u8 {
         match self {
-            Outcome::Finished | Outcome::NothingToDo | Outcome::DryRun => exit::DONE,
+            Outcome::Finished | Outcome::NothingToDo | Outcome::NotDue | Outcome::DryRun => {
+                exit::DONE
+            }
             Outcome::ValuesDoNotOpen | Outcome::VerificationFailed => exit::VALUES_DO_NOT_OPEN,
             Outcome::WaitingForRollout => exit::WAITING_FOR_ROLLOUT,
         }

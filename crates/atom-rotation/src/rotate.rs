@@ -10,6 +10,7 @@ use atom_crypto::{
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::ages::KeyAges;
 use crate::engine::{self, EngineConfig};
 use crate::error::Error;
 use crate::inventory::{BadValue, Inventory, Sources};
@@ -50,7 +51,14 @@ pub async fn rotate_keys(
     let _lock = RotationLock::acquire(&files.dir())?;
     let state = RotationState::load(&run.state_path)?.filter(|s| s.phase != Phase::Finished);
     match state {
-        None => run.start().await,
+        None => {
+            if let Some(days) = options.only_if_older_than_days
+                && let Some(report) = run.not_due(days)?
+            {
+                return Ok(report);
+            }
+            run.start().await
+        }
         Some(state) => run.resume(state).await,
     }
 }
@@ -167,6 +175,25 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
+    /// `--if-due`: a report saying the primary key is not due, or `None`
+    /// when it is (older than `days`, or of unknown age).
+    fn not_due(&self, days: u32) -> Result<Option<RotationReport>, Error> {
+        let primary = self.files().read_primary()?;
+        let ages = KeyAges::load(&KeyAges::path_in(&self.files().dir()))?;
+        let age = ages.age(primary.id(), chrono::Utc::now());
+        if crate::ages::is_due(age, days) {
+            return Ok(None);
+        }
+        let mut report = RotationReport::new(self.state_path.clone());
+        report.old_key_id = Some(primary.id());
+        report.remaining.push(format!(
+            "nothing: key {} was introduced {} days ago, within the policy of {days} days (ATOM_KEY_MAX_AGE_DAYS)",
+            primary.id(),
+            age.map_or(0, |a| a.num_days())
+        ));
+        Ok(Some(report.end(Outcome::NotDue)))
+    }
+
     /// No rotation in progress: plan, then introduce.
     async fn start(&self) -> Result<RotationReport, Error> {
         let mut report = RotationReport::new(self.state_path.clone());
@@ -229,6 +256,13 @@ impl<'a> Run<'a> {
         )
         .await?;
         let mut state = RotationState::new(primary.id(), new.id());
+        // Its age starts now (a record of a key that a crash then never
+        // introduced is never looked up).
+        KeyAges::record(
+            &KeyAges::path_in(&self.files().dir()),
+            new.id(),
+            chrono::Utc::now(),
+        )?;
         // The state names the new key before the key is written, so a crash
         // in between resumes (the key is then found in the file) or, if
         // the write never happened, reports the missing key.

@@ -34,6 +34,8 @@ pub struct AppState {
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// The rotation state file whose progress `/metrics` exports.
     rotation_state: Option<Arc<std::path::Path>>,
+    /// The primary key's age and the rotation policy, for `/metrics`.
+    key_policy: Option<Arc<crate::metrics::KeyPolicy>>,
 }
 
 struct Inner {
@@ -66,7 +68,25 @@ impl AppState {
             denials: Arc::new(Denials::new(DenialLimits::default())),
             metrics: crate::metrics::handle(),
             rotation_state: None,
+            key_policy: None,
         }
+    }
+
+    /// The same state exporting the age of `primary` (introduced as the
+    /// key ages file `ages` says, if there is one) against a policy of
+    /// `max_age_days`.
+    pub fn with_key_policy(
+        mut self,
+        primary: atom_crypto::KeyId,
+        ages: Option<&std::path::Path>,
+        max_age_days: u32,
+    ) -> AppState {
+        self.key_policy = Some(Arc::new(crate::metrics::KeyPolicy {
+            primary,
+            ages: ages.map(std::path::Path::to_path_buf),
+            max_age_days,
+        }));
+        self
     }
 
     /// The same state exporting the progress of the rotation whose state
@@ -252,6 +272,9 @@ async fn metrics(State(state): State<AppState>) -> axum::response::Response {
     crate::metrics::record_pool(state.inner.store.pool_usage());
     if let Some(path) = &state.rotation_state {
         crate::metrics::record_rotation(path);
+    }
+    if let Some(policy) = &state.key_policy {
+        crate::metrics::record_key_age(policy);
     }
     (
         [(

@@ -331,15 +331,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .await?;
     tracing::info!("secrets file at start-up: {migration}");
     let (store, report) = settings.store(protection.clone(), auditor.clone()).await?;
-    tracing::info!(database = %atom_credentials::redact_url(&settings.database_url()), migrations = %report, "credential store ready");
+    tracing::info!(database = %atom_credentials::redact_url(&settings.database_url()), migrations = %report, envelope = store.envelope(), "credential store ready");
+    if let Some(notice) = store.envelope_notice() {
+        tracing::warn!("{notice}; rewrap with: atom credentials rewrap");
+    }
 
+    let protection_for_metrics = protection.clone();
     let mut state = AppState::new(store, protection, secrets, auth, auditor.clone())
         .with_denial_limits(cli.limits.denials());
     // Rotation runs in `atom keys rotate` and keeps its state next to the
     // primary key file; /metrics exports its progress.
-    if let Some(key_file) = std::env::var_os(atom_crypto::ENV_KEY_FILE) {
-        let dir = atom_io::parent_dir(std::path::Path::new(&key_file));
-        state = state.with_rotation_state(&atom_rotation::RotationState::path_in(&dir));
+    let key_dir = std::env::var_os(atom_crypto::ENV_KEY_FILE)
+        .map(|key_file| atom_io::parent_dir(std::path::Path::new(&key_file)));
+    if let Some(dir) = &key_dir {
+        state = state.with_rotation_state(&atom_rotation::RotationState::path_in(dir));
+    }
+    if let Some(ring) = protection_for_metrics.keyring() {
+        let ages = key_dir.as_deref().map(atom_rotation::KeyAges::path_in);
+        state = state.with_key_policy(
+            ring.primary_id(),
+            ages.as_deref(),
+            settings.key_max_age_days,
+        );
     }
     let sweeper = tokio::spawn(state.clone().record_denials_every_window());
     let listener = tokio::net::TcpListener::bind(cli.bind)

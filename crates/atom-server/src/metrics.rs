@@ -13,6 +13,8 @@
 //! | `atom_jwks_fetches_total` (identity provider keys) | `result`: `ok`, `failed` |
 //! | `atom_rotation_phase` (gauge, from the rotation state file at each scrape) | `phase`: 1 for the phase reached, 0 for the others |
 //! | `atom_rotation_rows_rewrapped`, `atom_rotation_secrets_rewrapped`, `atom_rotation_updated_timestamp_seconds` (gauges, likewise) | |
+//! | `atom_key_max_age_seconds` (gauge): the rotation policy (`ATOM_KEY_MAX_AGE_DAYS`) | |
+//! | `atom_primary_key_age_seconds` (gauge, read at each scrape from the key ages file beside the key files), `atom_primary_key_age_known` (1, or 0 for a key of unknown age) | |
 //!
 //! Every label value comes from a fixed set, never from the request or a
 //! user: routes are path templates
@@ -180,4 +182,40 @@ pub(crate) fn record_rotation(state_file: &std::path::Path) {
     metrics::gauge!("atom_rotation_secrets_rewrapped").set(if secrets { 1.0 } else { 0.0 });
     #[allow(clippy::cast_precision_loss)]
     metrics::gauge!("atom_rotation_updated_timestamp_seconds").set(updated as f64);
+}
+
+/// The primary key and where its introduction is recorded, against the
+/// rotation policy.
+#[derive(Debug)]
+pub(crate) struct KeyPolicy {
+    pub(crate) primary: atom_crypto::KeyId,
+    pub(crate) ages: Option<std::path::PathBuf>,
+    pub(crate) max_age_days: u32,
+}
+
+/// Sets the key age gauges (read at each scrape): a key of unknown age
+/// (no record, keys from the environment) is exported as unknown, never
+/// as new.
+pub(crate) fn record_key_age(policy: &KeyPolicy) {
+    metrics::gauge!("atom_key_max_age_seconds").set(f64::from(policy.max_age_days) * 86_400.0);
+    let ages = match &policy.ages {
+        Some(path) => match atom_rotation::KeyAges::load(path) {
+            Ok(ages) => Some(ages),
+            Err(e) => {
+                tracing::warn!(error = %e, "key age not exported");
+                None
+            }
+        },
+        None => None,
+    };
+    let age = ages.and_then(|a| a.age(policy.primary, chrono::Utc::now()));
+    match age {
+        Some(age) => {
+            // Seconds of a key's age: far below 2^53.
+            #[allow(clippy::cast_precision_loss)]
+            metrics::gauge!("atom_primary_key_age_seconds").set(age.num_seconds().max(0) as f64);
+            metrics::gauge!("atom_primary_key_age_known").set(1.0);
+        }
+        None => metrics::gauge!("atom_primary_key_age_known").set(0.0),
+    }
 }
