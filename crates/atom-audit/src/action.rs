@@ -582,6 +582,13 @@ pub enum DenialReason {
 }
 
 impl DenialReason {
+    /// Every reason, in order (metrics pre-register one series each).
+    pub const ALL: [DenialReason; 3] = [
+        DenialReason::NotAuthenticated,
+        DenialReason::NotPermitted,
+        DenialReason::EncryptionRequired,
+    ];
+
     /// The snake_case name.
     pub fn as_str(self) -> &'static str {
         match self {

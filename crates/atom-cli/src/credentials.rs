@@ -323,6 +323,10 @@ pub(crate) async fn run(cmd: CredentialsCommand, args: &GlobalArgs) -> anyhow::R
         }
     };
     store.auditor().flush().await?;
+    // Closing the pool lets SQLite fold its WAL back and remove its
+    // `-wal` and `-shm` files: the next read-only command (status, doctor)
+    // then finds the database file alone and changes nothing.
+    store.close().await?;
     Ok(code)
 }
 

@@ -18,6 +18,9 @@ pub(crate) async fn run(args: &GlobalArgs) -> anyhow::Result<ExitCode> {
     for notice in &mut doc.notices {
         notice.push_str("; rewrap with: atom credentials rewrap");
     }
+    if let Some(store) = store {
+        store.close().await?;
+    }
     if args.json {
         print_json(&doc)?;
     } else {

@@ -42,6 +42,14 @@ pub(crate) async fn connect(config: &StoreConfig) -> Result<DatabaseConnection, 
     opt.map_sqlx_mysql_pool_opts(|o| o.after_release(|c, _| Box::pin(settled(c))));
     if url.backend() == Backend::Sqlite {
         let read_only = url.is_read_only();
+        // A read-only connection to a WAL database creates its `-shm` file
+        // (and leaves it) when no other process has the database open. With
+        // neither `-wal` nor `-shm` there, nobody writes it now, and it is
+        // read as an immutable file: nothing at all is created or changed.
+        let immutable = read_only
+            && url
+                .sqlite_file()
+                .is_some_and(|file| !wal_files_exist(&file));
         // WAL lets readers proceed while one writer commits; writers wait
         // for each other up to the busy timeout instead of failing. The
         // synchronous level stays FULL: a commit that was audited survives
@@ -49,7 +57,7 @@ pub(crate) async fn connect(config: &StoreConfig) -> Result<DatabaseConnection, 
         // it is: switching it would write the file.
         opt.map_sqlx_sqlite_opts(move |o| {
             let o = if read_only {
-                o.read_only(true)
+                o.read_only(true).immutable(immutable)
             } else {
                 o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
             };
@@ -92,6 +100,16 @@ pub(crate) async fn connect(config: &StoreConfig) -> Result<DatabaseConnection, 
             }
         }
     }
+}
+
+/// Whether an SQLite database's `-wal` or `-shm` file exists (a process has
+/// it open, or one that did stopped without cleaning up).
+fn wal_files_exist(file: &std::path::Path) -> bool {
+    ["-wal", "-shm"].iter().any(|suffix| {
+        let mut name = file.as_os_str().to_owned();
+        name.push(suffix);
+        std::path::Path::new(&name).exists()
+    })
 }
 
 /// How long the first contact with a database server may take.

@@ -194,6 +194,19 @@ impl OpenFailure {
         }
     }
 
+    /// Every class, in order (metrics pre-register one series each).
+    pub const ALL: [OpenFailure; 9] = [
+        OpenFailure::NotSealed,
+        OpenFailure::Malformed,
+        OpenFailure::UnknownKey,
+        OpenFailure::NotAuthentic,
+        OpenFailure::Expired,
+        OpenFailure::FromTheFuture,
+        OpenFailure::NotUtf8,
+        OpenFailure::LegacyRefused,
+        OpenFailure::Other,
+    ];
+
     /// The snake_case name (as in audit events and JSON reports).
     pub fn as_str(self) -> &'static str {
         match self {

@@ -83,6 +83,18 @@ pub fn list_keys(files: &KeyFiles) -> Result<Vec<KeyEntry>, Error> {
     Ok(out)
 }
 
+/// The retired keys as a keyring that opens (its first key "primary" only
+/// in name): for diagnosing values that no configured key opens. `None`
+/// when the retired-keys file holds no key.
+pub fn retired_keyring(files: &KeyFiles) -> Result<Option<atom_crypto::Keyring>, Error> {
+    let retired = files.read_retired()?;
+    let mut keys = retired.keys().cloned();
+    let Some(first) = keys.next() else {
+        return Ok(None);
+    };
+    Ok(Some(atom_crypto::Keyring::new(first, keys)?))
+}
+
 /// What a change to the key files did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]

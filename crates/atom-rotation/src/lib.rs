@@ -32,7 +32,7 @@ pub use inventory::{BadValue, CredentialCounts, Inventory, SecretsCounts};
 pub use keyfiles::{ENV_RETIRED_KEYS_FILE, KeyFiles, RETIRED_KEYS_FILE};
 pub use keys::{
     KeyChange, KeyEntry, KeyStanding, KeyUsage, destroy_key, key_usage, list_keys, parse_key_id,
-    restore_key, retire_key,
+    restore_key, retire_key, retired_keyring,
 };
 pub use options::{Keys, RotateOptions};
 pub use report::{Outcome, RotationReport};

@@ -88,6 +88,27 @@ impl VerifyReport {
 }
 
 impl SecretsDir {
+    /// What each string of `secrets.enc` (nested ones named by their path)
+    /// is by structure, with no key needed, nothing decrypted and no value
+    /// returned: for diagnosing the values that do not open (sealed under
+    /// which key, damaged, plaintext).
+    pub fn classify_values(
+        &self,
+    ) -> Result<
+        Vec<(
+            String,
+            std::result::Result<Classification, atom_crypto::CryptoError>,
+        )>,
+    > {
+        let mut out = Vec::new();
+        for (name, value) in &self.read_encrypted()? {
+            seal::leaves(name, value, &mut |leaf, stored| {
+                out.push((leaf.path, classify(stored)));
+            });
+        }
+        Ok(out)
+    }
+
     /// Opens every value of `secrets.enc` with `keyring` and reports per
     /// name. A file that cannot be read or parsed is an error; values that
     /// do not open are reported (see [`VerifyReport::into_result`]).

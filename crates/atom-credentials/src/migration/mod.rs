@@ -284,7 +284,7 @@ pub async fn schema_state(
         .map(|m| m.name().to_owned())
         .collect();
     let mut state = SchemaState {
-        database: url.to_string(),
+        database: config.database_url.without_create().to_string(),
         exists: !url.sqlite_file_missing(),
         applied: Vec::new(),
         pending: all.clone(),
