@@ -13,6 +13,7 @@
 //! that name a command are the binaries' to add.
 
 mod configuration;
+mod doctor;
 mod documents;
 mod error;
 pub mod hints;
@@ -22,6 +23,7 @@ mod setup;
 pub use configuration::{
     CredentialCounts, KeyEntry, SecurityConfiguration, security_configuration,
 };
+pub use doctor::{Cause, Check, CheckId, Diagnosis, DoctorReport, Symptom, Verdict, doctor};
 pub use documents::{credential_list, init_tracing};
 pub use error::Error;
 pub use rotation::{KeyFileArgs, RotateArgs};

@@ -9,6 +9,7 @@ mod audit;
 mod confirm;
 mod credentials;
 mod db;
+mod doctor;
 mod keys;
 mod secrets;
 mod session;
@@ -85,6 +86,10 @@ enum Command {
     Audit(audit::AuditCommand),
     /// The seed's security configuration document for this configuration.
     Status,
+    /// The seed's production checklist and Troubleshooting, run: each line
+    /// pass, warn or fail with the next step. Reads only. Exit 0 all pass,
+    /// 1 a warning, 2 a failure.
+    Doctor,
 }
 
 /// The allocator of every Atom binary: glibc's malloc made the two cores'
@@ -102,6 +107,7 @@ fn main() -> ExitCode {
         Command::Secrets(cmd) => block_on(secrets::run(cmd, &cli.global)),
         Command::Credentials(cmd) => block_on(credentials::run(cmd, &cli.global)),
         Command::Status => block_on(status::run(&cli.global)),
+        Command::Doctor => block_on(doctor::run(&cli.global)),
     };
     match result {
         Ok(code) => code,

@@ -11,6 +11,7 @@ mod common;
 mod rotation_common;
 mod audit_table;
 mod bad_input;
+mod doctor;
 mod envelope;
 mod key;
 mod kms;
