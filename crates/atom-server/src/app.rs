@@ -210,30 +210,7 @@ async fn healthz() -> Json<Value> {
 /// file sink is not poisoned and its path still names the open log). 503
 /// with the failing checks otherwise; nothing is read, written or audited.
 async fn readyz(State(state): State<AppState>) -> axum::response::Response {
-    // Each check gets a deadline, so the answer comes within the time an
-    // orchestrator's probe waits, whatever the database does.
-    let deadline = |what: &'static str| {
-        move |_| {
-            format!(
-                "no answer within {} ms ({what})",
-                READY_DEADLINE.as_millis()
-            )
-        }
-    };
-    let (database, audit) = tokio::join!(
-        async {
-            tokio::time::timeout(READY_DEADLINE, state.inner.store.ping())
-                .await
-                .map_err(deadline("database"))
-                .and_then(|r| r.map_err(|e| e.to_string()))
-        },
-        async {
-            tokio::time::timeout(READY_DEADLINE, state.inner.auditor.check())
-                .await
-                .map_err(deadline("audit"))
-                .and_then(|r| r.map_err(|e| e.to_string()))
-        },
-    );
+    let (database, audit) = readiness(&state).await;
     let word = |ok: bool| if ok { "ok" } else { "failing" };
     let checks = json!({ "database": word(database.is_ok()), "audit": word(audit.is_ok()) });
     if database.is_ok() && audit.is_ok() {
@@ -260,6 +237,36 @@ async fn readyz(State(state): State<AppState>) -> axum::response::Response {
     (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
 }
 
+/// The readiness checks, each under its deadline (the answer comes within
+/// the time an orchestrator's probe waits, whatever the database does);
+/// they also set the `atom_ready` gauges.
+async fn readiness(state: &AppState) -> (Result<(), String>, Result<(), String>) {
+    let deadline = |what: &'static str| {
+        move |_| {
+            format!(
+                "no answer within {} ms ({what})",
+                READY_DEADLINE.as_millis()
+            )
+        }
+    };
+    let (database, audit) = tokio::join!(
+        async {
+            tokio::time::timeout(READY_DEADLINE, state.inner.store.ping())
+                .await
+                .map_err(deadline("database"))
+                .and_then(|r| r.map_err(|e| e.to_string()))
+        },
+        async {
+            tokio::time::timeout(READY_DEADLINE, state.inner.auditor.check())
+                .await
+                .map_err(deadline("audit"))
+                .and_then(|r| r.map_err(|e| e.to_string()))
+        },
+    );
+    crate::metrics::record_readiness(database.is_ok(), audit.is_ok());
+    (database, audit)
+}
+
 /// The metrics in Prometheus text format (see the `metrics` module for
 /// what is counted; nothing secret, no user ids).
 async fn metrics(State(state): State<AppState>) -> axum::response::Response {
@@ -270,6 +277,9 @@ async fn metrics(State(state): State<AppState>) -> axum::response::Response {
         .into_response();
     };
     crate::metrics::record_pool(state.inner.store.pool_usage());
+    // The readiness checks, so that an alert sees a failing check without
+    // anyone calling /readyz (nothing is written or audited).
+    let _ = readiness(&state).await;
     if let Some(path) = &state.rotation_state {
         crate::metrics::record_rotation(path);
     }

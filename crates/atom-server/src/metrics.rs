@@ -10,6 +10,7 @@
 //! | `atom_decrypt_failures_total` (atom-credentials) | `reason`: the audit log's reason names |
 //! | `atom_requests_refused_total` | `reason`: the audit log's denial reasons |
 //! | `atom_db_pool_connections` (gauge, read at each scrape) | `state`: `open`, `idle`, `max` |
+//! | `atom_ready` (gauge, the `/readyz` checks, run at each scrape too) | `check`: `database`, `audit` |
 //! | `atom_jwks_fetches_total` (identity provider keys) | `result`: `ok`, `failed` |
 //! | `atom_rotation_phase` (gauge, from the rotation state file at each scrape) | `phase`: 1 for the phase reached, 0 for the others |
 //! | `atom_rotation_rows_rewrapped`, `atom_rotation_secrets_rewrapped`, `atom_rotation_updated_timestamp_seconds` (gauges, likewise) | |
@@ -52,7 +53,10 @@ pub(crate) fn handle() -> Option<PrometheusHandle> {
                 )
                 .ok()?;
             match builder.install_recorder() {
-                Ok(handle) => Some(handle),
+                Ok(handle) => {
+                    register_series();
+                    Some(handle)
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "metrics disabled: the process already has a metrics recorder");
                     None
@@ -60,6 +64,33 @@ pub(crate) fn handle() -> Option<PrometheusHandle> {
             }
         })
         .clone()
+}
+
+/// Every series an alert or the dashboard reads exists from the start, at
+/// zero: `increase()` then sees the first failure, and a renamed metric
+/// shows at once (deploy/prometheus, deploy/grafana).
+fn register_series() {
+    for result in ["recorded", "failed"] {
+        metrics::counter!("atom_audit_records_total", "result" => result).increment(0);
+    }
+    for reason in atom_crypto::OpenFailure::ALL {
+        metrics::counter!("atom_decrypt_failures_total", "reason" => reason.as_str()).increment(0);
+    }
+    for reason in atom_audit::DenialReason::ALL {
+        metrics::counter!("atom_requests_refused_total", "reason" => reason.as_str()).increment(0);
+    }
+    for result in ["ok", "failed"] {
+        metrics::counter!("atom_jwks_fetches_total", "result" => result).increment(0);
+    }
+    metrics::gauge!("atom_http_requests_in_flight").set(0.0);
+}
+
+/// The readiness gauges (`atom_ready{check}`: 1 ready, 0 failing), set by
+/// `/readyz` and at each scrape.
+pub(crate) fn record_readiness(database: bool, audit: bool) {
+    for (check, ok) in [("database", database), ("audit", audit)] {
+        metrics::gauge!("atom_ready", "check" => check).set(if ok { 1.0 } else { 0.0 });
+    }
 }
 
 /// Counts every request by route template, method and status, and times it.

@@ -135,3 +135,94 @@ fn an_identity_provider_configuration_is_complete_or_refused() {
         "a refused start-up leaves no file behind"
     );
 }
+
+/// The metric names that deploy/prometheus/atom.rules.yml and
+/// deploy/grafana/atom.json read, as the server exports them (histogram
+/// series by their base name).
+fn names_used_by_alerts_and_dashboard() -> std::collections::BTreeSet<String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut names = std::collections::BTreeSet::new();
+    for file in [
+        "deploy/prometheus/atom.rules.yml",
+        "deploy/grafana/atom.json",
+    ] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("atom_") {
+            let before = rest[..at].chars().next_back();
+            let name: String = rest[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            rest = &rest[at + name.len().max(1)..];
+            if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                continue;
+            }
+            let base = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|suffix| name.strip_suffix(suffix))
+                .unwrap_or(&name);
+            names.insert(base.to_owned());
+        }
+    }
+    names
+}
+
+/// Every metric an alert or the dashboard reads is exported by a running
+/// server after a little traffic: a renamed metric fails here instead of
+/// leaving a silent alert.
+#[test]
+fn every_metric_of_the_alerts_and_the_dashboard_is_exported() {
+    let names = names_used_by_alerts_and_dashboard();
+    assert!(names.len() >= 12, "{names:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let key = atom_crypto::Key::generate().unwrap();
+    let keys = dir.path().join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    let key_file = keys.join("encryption.key");
+    std::fs::write(&key_file, key.expose_base64().as_str()).unwrap();
+    // The key's introduction, as `atom keys rotate` records it: the age
+    // series exists only for a key whose age is known.
+    let introduced = (chrono::Utc::now() - chrono::Duration::days(3)).to_rfc3339();
+    std::fs::write(
+        keys.join(atom_rotation::AGES_FILE),
+        format!(
+            r#"{{"version":1,"keys":{{"{}":"{introduced}"}}}}"#,
+            key.id()
+        ),
+    )
+    .unwrap();
+    let key_file = key_file.display().to_string();
+    let (child, addr, _log) = spawn_binary(
+        dir.path(),
+        &[
+            ("ENCRYPTION_KEY_FILE", key_file.as_str()),
+            ("ATOM_JWT_SECRET", "a-shared-secret-of-more-than-32-bytes!!"),
+        ],
+    );
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/api/users/alice/credentials",
+        "/nowhere",
+    ] {
+        http_get(&addr, path);
+    }
+    let text = http_get(&addr, "/metrics");
+    terminate(child);
+    let missing: Vec<&String> = names
+        .iter()
+        .filter(|name| {
+            // A histogram is exported as its `_bucket`, `_sum` and `_count`.
+            let series = [
+                format!("{name}{{"),
+                format!("{name} "),
+                format!("{name}_bucket{{"),
+            ];
+            !text
+                .lines()
+                .any(|l| series.iter().any(|s| l.starts_with(s.as_str())))
+        })
+        .collect();
+    assert!(missing.is_empty(), "not exported: {missing:?}\n{text}");
+}
