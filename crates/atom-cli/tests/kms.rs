@@ -56,6 +56,7 @@ impl Moto {
     fn client(&self) -> (aws_sdk_kms::Client, tokio::runtime::Runtime) {
         let config = aws_sdk_kms::Config::builder()
             .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
+            .http_client(atom_kms::https_client())
             .region(aws_sdk_kms::config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_kms::config::Credentials::new(
                 "testing", "testing", None, None, "test",

@@ -137,6 +137,17 @@ impl std::fmt::Display for EncryptionContext {
     }
 }
 
+/// The HTTPS client every KMS call goes through: rustls 0.23 on ring with
+/// the system's root certificates, the same TLS stack as the server's (the
+/// SDK's own default would add aws-lc-rs, or rustls 0.21 with hyper 0.14).
+/// Plain `http://` endpoints (a local KMS in tests) work too.
+pub fn https_client() -> aws_sdk_kms::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
+
 /// A KMS client configured from the environment.
 #[derive(Debug, Clone)]
 pub struct Kms {
@@ -170,6 +181,7 @@ impl Kms {
             Credentials::new(id, secret, lookup("AWS_SESSION_TOKEN"), None, "environment");
         let mut config = aws_sdk_kms::Config::builder()
             .behavior_version(BehaviorVersion::latest())
+            .http_client(https_client())
             .region(Region::new(region))
             .credentials_provider(credentials)
             .timeout_config(
