@@ -488,7 +488,12 @@ async fn scratch_database(
     admin
         .execute_unprepared(&format!("CREATE DATABASE {name}"))
         .await?;
-    let url = atom_credentials::test_util::with_database(&args.postgres_url, &name);
+    // The admin URL with its database replaced (xtask is built beside the
+    // binaries, so it stays off atom-credentials' test-util feature).
+    let mut url = reqwest::Url::parse(&args.postgres_url)
+        .with_context(|| format!("--postgres-url {}: not a URL", args.postgres_url))?;
+    url.set_path(&format!("/{name}"));
+    let url = url.to_string();
     let url = if sqlalchemy {
         url.replacen("postgres://", "postgresql+psycopg2://", 1)
     } else {
