@@ -29,7 +29,13 @@ pub fn init_tracing(default_filter: &str) {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
+                // The migration library's two lines per migration stay
+                // out: the store's own line lists what was applied.
+                .unwrap_or_else(|_| {
+                    tracing_subscriber::EnvFilter::new(format!(
+                        "{default_filter},sea_orm_migration=warn"
+                    ))
+                }),
         )
         .init();
 }

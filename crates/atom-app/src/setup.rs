@@ -126,9 +126,10 @@ pub struct Settings {
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub key_max_age_days: u32,
-    /// KMS-held keys once decrypted (one KMS call per process).
+    /// The key configuration once read (one KMS call, one plaintext
+    /// warning per process).
     #[arg(skip)]
-    kms_keys: std::sync::OnceLock<Protection>,
+    keys: std::sync::OnceLock<Protection>,
     /// An embedding host's choice over `ATOM_ENVELOPE_ENCRYPTION`.
     #[arg(skip)]
     pub envelope: Option<bool>,
@@ -148,7 +149,7 @@ impl Default for Settings {
             audit_sink: AuditSinkKind::File,
             require_encryption: false,
             key_max_age_days: atom_rotation::DEFAULT_MAX_AGE_DAYS,
-            kms_keys: std::sync::OnceLock::new(),
+            keys: std::sync::OnceLock::new(),
             envelope: None,
             keystore_url: None,
         }
@@ -298,11 +299,21 @@ impl Settings {
     /// The key configuration (`ENCRYPTION_KEY` and friends), checked
     /// against the audit key when one is configured: the audit chain needs
     /// a key of its own.
+    ///
+    /// The keys are read once per `Settings` (later calls reuse them), so a
+    /// process decrypts KMS-held keys once and warns about plaintext mode
+    /// once.
     pub fn protection(&self) -> Result<Protection, Error> {
         let lookup = |name: &str| std::env::var(name).ok();
-        let protection = match lookup(atom_kms::ENV_KMS_KEYS_FILE).filter(|f| !f.is_empty()) {
-            Some(file) => self.kms_protection(Path::new(&file))?,
-            None => protection_from_env(self.require_encryption)?,
+        let protection = match self.keys.get() {
+            Some(cached) => cached.clone(),
+            None => {
+                let read = match lookup(atom_kms::ENV_KMS_KEYS_FILE).filter(|f| !f.is_empty()) {
+                    Some(file) => self.kms_protection(Path::new(&file))?,
+                    None => protection_from_env(self.require_encryption)?,
+                };
+                self.keys.get_or_init(|| read).clone()
+            }
         };
         if lookup(ENV_AUDIT_KEY).is_some() || lookup(ENV_AUDIT_KEY_FILE).is_some() {
             distinct_audit_key(&protection, &audit_key_from(lookup)?)?;
@@ -310,13 +321,10 @@ impl Settings {
         Ok(protection)
     }
 
-    /// The keyring of the KMS-held keys in `file`, decrypted through KMS
-    /// once per process (later calls reuse it). Keys in the environment as
-    /// well are refused: one key source at a time.
+    /// The keyring of the KMS-held keys in `file`, decrypted through KMS.
+    /// Keys in the environment as well are refused: one key source at a
+    /// time.
     fn kms_protection(&self, file: &Path) -> Result<Protection, Error> {
-        if let Some(cached) = self.kms_keys.get() {
-            return Ok(cached.clone());
-        }
         let lookup = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         for name in [
             atom_crypto::ENV_KEY,
@@ -340,7 +348,7 @@ impl Settings {
             context = %kms.context(),
             "master keys decrypted through KMS"
         );
-        Ok(self.kms_keys.get_or_init(|| protection).clone())
+        Ok(protection)
     }
 
     /// The keyring; an error naming `what` needs it when no key is set.
@@ -434,11 +442,16 @@ impl Settings {
         } else {
             let dev = development_key_path(&log);
             self.prepare_parent(&dev)?;
+            // A key file made now is warned about where it is made; one
+            // that was there is warned about here: one warning a start.
+            let existed = dev.exists();
             let key = audit_key_or_development(lookup, &dev)?;
-            tracing::warn!(
-                file = %dev.display(),
-                "no ATOM_AUDIT_KEY set: the audit chain uses the development key file next to the log, so whoever can rewrite the log can also re-chain it. Set ATOM_AUDIT_KEY or ATOM_AUDIT_KEY_FILE (kept elsewhere) in production"
-            );
+            if existed {
+                tracing::warn!(
+                    file = %dev.display(),
+                    "no ATOM_AUDIT_KEY set: the audit chain uses the development key file next to the log, so whoever can rewrite the log can also re-chain it. Set ATOM_AUDIT_KEY or ATOM_AUDIT_KEY_FILE (kept elsewhere) in production"
+                );
+            }
             key
         };
         distinct_audit_key(&protection, &key)?;

@@ -61,7 +61,7 @@ pub fn audit_key_or_development(
         })?;
         tracing::warn!(
             file = %shown,
-            "no {ENV_AUDIT_KEY} set: created a development audit key; configure {ENV_AUDIT_KEY} or {ENV_AUDIT_KEY_FILE} in production"
+            "no {ENV_AUDIT_KEY} set: created a development audit key next to the log, so whoever can rewrite the log can also re-chain it; configure {ENV_AUDIT_KEY} or {ENV_AUDIT_KEY_FILE} (kept elsewhere) in production"
         );
     }
     audit_key_from(|name| (name == ENV_AUDIT_KEY_FILE).then(|| shown.clone()))

@@ -119,7 +119,8 @@ async fn run_locked(db: &DatabaseConnection) -> Result<MigrationReport, Credenti
     if report.applied.is_empty() {
         tracing::debug!("credential tables are up to date");
     } else {
-        tracing::info!(%report, "credential tables migrated");
+        // Callers print the report once, with the store they open.
+        tracing::debug!(%report, "credential tables migrated");
     }
     Ok(report)
 }
