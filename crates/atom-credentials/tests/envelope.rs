@@ -795,3 +795,57 @@ db_test!(
         );
     }
 );
+
+db_test!(
+    a_key_store_recorded_under_its_undated_migration_name_keeps_working,
+    |db| {
+        let key = Key::generate().unwrap();
+        let (store, _) = open_with(db.config(), encrypted(&key, &[])).await;
+        store
+            .put(&user("alice"), &provider("github"), &secret("gho_alice"))
+            .await
+            .unwrap();
+        store.close().await.unwrap();
+        // As versions before the dated name recorded it (named after its
+        // file by sea-orm).
+        let raw = db.raw().await;
+        let versions = "SELECT version FROM atom_keystore_migrations";
+        let renamed = raw
+            .exec(
+                "UPDATE atom_keystore_migrations SET version = 'migration'",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(renamed, 1);
+
+        // A read-only open counts it as applied and renames nothing.
+        let read_only = CredentialStore::open_read_only(
+            &db.config().with_envelope(true),
+            encrypted(&key, &[]),
+            Auditor::new(Sink::default()),
+        )
+        .await
+        .unwrap();
+        let got = read_only
+            .get(&user("alice"), &provider("github"))
+            .await
+            .unwrap();
+        assert_eq!(reveal(&got), "gho_alice");
+        read_only.close().await.unwrap();
+        assert_eq!(raw.strings(versions, vec![]).await, ["migration"]);
+
+        // A migrating open renames the record and applies nothing again.
+        let (store, _) = open_with(db.config(), encrypted(&key, &[])).await;
+        let got = store
+            .get(&user("alice"), &provider("github"))
+            .await
+            .unwrap();
+        assert_eq!(reveal(&got), "gho_alice");
+        store.close().await.unwrap();
+        assert_eq!(
+            raw.strings(versions, vec![]).await,
+            ["m20261201_000001_create_user_keys"]
+        );
+    }
+);
