@@ -87,7 +87,7 @@ pub(crate) async fn connect(config: &StoreConfig) -> Result<DatabaseConnection, 
             Err(e)
                 if url.backend() == Backend::Sqlite
                     && attempt < SQLITE_CONNECT_RETRIES
-                    && e.to_string().contains("database is locked") =>
+                    && is_sqlite_busy(&e) =>
             {
                 attempt += 1;
                 tokio::time::sleep(Duration::from_millis(10 * u64::from(attempt.min(10)))).await;
@@ -100,6 +100,25 @@ pub(crate) async fn connect(config: &StoreConfig) -> Result<DatabaseConnection, 
             }
         }
     }
+}
+
+/// Whether `err` is SQLite's `SQLITE_BUSY` ("database is locked"), by its
+/// result code (the primary code is the extended code's low byte).
+fn is_sqlite_busy(err: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr};
+    const SQLITE_BUSY: i64 = 5;
+    let (DbErr::Conn(RuntimeErr::SqlxError(e))
+    | DbErr::Exec(RuntimeErr::SqlxError(e))
+    | DbErr::Query(RuntimeErr::SqlxError(e))) = err
+    else {
+        return false;
+    };
+    let sea_orm::sqlx::Error::Database(db) = &**e else {
+        return false;
+    };
+    db.code()
+        .and_then(|code| code.parse::<i64>().ok())
+        .is_some_and(|code| code & 0xff == SQLITE_BUSY)
 }
 
 /// Whether an SQLite database's `-wal` or `-shm` file exists (a process has
@@ -261,3 +280,39 @@ mod test_util {
 /// the file for switching it to WAL: about 30 s in all, like the busy
 /// timeout.
 const SQLITE_CONNECT_RETRIES: u32 = 300;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::sync::Arc;
+
+    use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+    use sea_orm::sqlx::{ConnectOptions as _, Executor as _};
+    use sea_orm::{DbErr, RuntimeErr};
+
+    use super::is_sqlite_busy;
+
+    fn as_db_err(e: sea_orm::sqlx::Error) -> DbErr {
+        DbErr::Conn(RuntimeErr::SqlxError(Arc::new(e)))
+    }
+
+    /// A real "database is locked" from SQLite is recognised by its code;
+    /// another SQLite error is not.
+    #[tokio::test]
+    async fn sqlite_busy_is_told_by_its_result_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SqliteConnectOptions::new()
+            .filename(dir.path().join("busy.db"))
+            .create_if_missing(true)
+            .busy_timeout(std::time::Duration::ZERO);
+        let mut holder: SqliteConnection = options.connect().await.unwrap();
+        holder.execute("CREATE TABLE t (x)").await.unwrap();
+        holder.execute("BEGIN EXCLUSIVE").await.unwrap();
+        let mut other: SqliteConnection = options.connect().await.unwrap();
+        let busy = other.execute("SELECT * FROM t").await.unwrap_err();
+        assert!(is_sqlite_busy(&as_db_err(busy)));
+        holder.execute("COMMIT").await.unwrap();
+        let syntax = other.execute("SELEKT 1").await.unwrap_err();
+        assert!(!is_sqlite_busy(&as_db_err(syntax)));
+    }
+}

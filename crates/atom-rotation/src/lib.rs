@@ -6,12 +6,10 @@
 //!   says, and returns a [`RotationReport`] with its exit code.
 //! - [`KeyFiles`] are the key files the apps read; every change to them is
 //!   atomic (temp file, fsync, rename, fsync of the directory, mode 0600).
-//! - [`auditor_from_env`] builds an auditor that records a rotation.
 //!
 //! The rollout is documented in docs/ROTATION.md.
 
 mod ages;
-mod audit;
 mod engine;
 mod error;
 pub mod exit;
@@ -25,7 +23,6 @@ mod rotate;
 mod state;
 
 pub use ages::{AGES_FILE, DEFAULT_MAX_AGE_DAYS, KeyAges, is_due};
-pub use audit::auditor_from_env;
 pub use engine::{RewrapTotals, default_workers, rewrap_credentials};
 pub use error::Error;
 pub use inventory::{BadValue, CredentialCounts, Inventory, SecretsCounts};
