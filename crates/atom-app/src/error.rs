@@ -27,6 +27,14 @@ pub enum Error {
     /// or file and the problem.
     #[error("{0}")]
     Config(String),
+    /// `ATOM_AUDIT_KEY` is one of the encryption keys.
+    #[error(
+        "ATOM_AUDIT_KEY is one of the encryption keys (key {key_id}); the audit chain needs a key of its own, so that whoever holds one cannot forge the other. Generate another one for ATOM_AUDIT_KEY"
+    )]
+    AuditKeyShared {
+        /// The id the two keys share.
+        key_id: atom_crypto::KeyId,
+    },
 }
 
 impl Error {
@@ -39,7 +47,7 @@ impl Error {
             Error::Crypto(e) => e.class(),
             Error::Audit(e) => e.class(),
             Error::Secrets(e) => e.class(),
-            Error::Config(_) => ErrorClass::Misconfigured,
+            Error::Config(_) | Error::AuditKeyShared { .. } => ErrorClass::Misconfigured,
             // KMS and the key files live outside the process: they may
             // answer again.
             Error::Kms(_) | Error::Rotation(_) => ErrorClass::Unavailable,

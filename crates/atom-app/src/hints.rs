@@ -92,9 +92,7 @@ fn one(e: &(dyn StdError + 'static)) -> Option<&'static str> {
             _ => None,
         };
     }
-    if let Some(crate::Error::Config(text)) = e.downcast_ref::<crate::Error>()
-        && text.contains("ATOM_AUDIT_KEY")
-    {
+    if let Some(crate::Error::AuditKeyShared { .. }) = e.downcast_ref::<crate::Error>() {
         return Some("make an audit key (not an encryption key) with: atom keys generate");
     }
     None

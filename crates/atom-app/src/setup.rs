@@ -590,10 +590,7 @@ fn anchored_sqlite_url(url: &str) -> Result<String, Error> {
 /// Refuses an audit key that is one of the encryption keys.
 fn distinct_audit_key(protection: &Protection, key: &atom_crypto::Key) -> Result<(), Error> {
     match protection.keyring() {
-        Some(ring) if ring.contains(key.id()) => Err(Error::Config(format!(
-            "{ENV_AUDIT_KEY} is one of the encryption keys (key {}); the audit chain needs a key of its own, so that whoever holds one cannot forge the other. Generate another one for {ENV_AUDIT_KEY}",
-            key.id()
-        ))),
+        Some(ring) if ring.contains(key.id()) => Err(Error::AuditKeyShared { key_id: key.id() }),
         _ => Ok(()),
     }
 }

@@ -143,6 +143,18 @@ fn keys_and_key_files() {
     let std_alphabet = base64::engine::general_purpose::STANDARD.encode([0xfb; 32]);
     let cases = vec![
         Case::new(
+            "the audit key is the encryption key",
+            &["status"],
+            1,
+            &[
+                "ATOM_AUDIT_KEY is one of the encryption keys",
+                "hint: make an audit key (not an encryption key) with: atom keys generate",
+            ],
+        )
+        .env("ENCRYPTION_KEY", good.clone())
+        .env("ATOM_AUDIT_KEY", good.clone())
+        .secret(good.clone()),
+        Case::new(
             "too short",
             &["keys", "check"],
             1,
