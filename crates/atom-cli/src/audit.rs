@@ -10,7 +10,7 @@ use atom_audit::{AuditError, AuditEvent};
 use clap::Subcommand;
 use serde_json::Value;
 
-use crate::exit;
+use crate::{block_on, exit};
 
 /// The longest line `atom audit tail` reads (a record is far shorter).
 const MAX_LINE_BYTES: u64 = 64 * 1024;
@@ -146,13 +146,6 @@ pub(crate) fn run(cmd: AuditCommand, args: &GlobalArgs) -> anyhow::Result<ExitCo
             Ok(ExitCode::SUCCESS)
         }
     }
-}
-
-/// Runs `work` on a runtime of its own (the file commands need none).
-fn block_on<T>(work: impl std::future::Future<Output = T>) -> anyhow::Result<T> {
-    Ok(tokio::runtime::Runtime::new()
-        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?
-        .block_on(work))
 }
 
 /// Prints records: as they are with `--json`, else one line for people each.

@@ -101,13 +101,15 @@ fn main() -> ExitCode {
     atom_app::init_tracing("warn");
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Keys(cmd) => block_on(keys::run(cmd, &cli.global)),
-        Command::Db(cmd) => block_on(db::run(cmd, &cli.global)),
+        Command::Keys(cmd) => block_on(keys::run(cmd, &cli.global)).and_then(|done| done),
+        Command::Db(cmd) => block_on(db::run(cmd, &cli.global)).and_then(|done| done),
         Command::Audit(cmd) => audit::run(cmd, &cli.global),
-        Command::Secrets(cmd) => block_on(secrets::run(cmd, &cli.global)),
-        Command::Credentials(cmd) => block_on(credentials::run(cmd, &cli.global)),
-        Command::Status => block_on(status::run(&cli.global)),
-        Command::Doctor => block_on(doctor::run(&cli.global)),
+        Command::Secrets(cmd) => block_on(secrets::run(cmd, &cli.global)).and_then(|done| done),
+        Command::Credentials(cmd) => {
+            block_on(credentials::run(cmd, &cli.global)).and_then(|done| done)
+        }
+        Command::Status => block_on(status::run(&cli.global)).and_then(|done| done),
+        Command::Doctor => block_on(doctor::run(&cli.global)).and_then(|done| done),
     };
     match result {
         Ok(code) => code,
@@ -121,10 +123,10 @@ fn main() -> ExitCode {
     }
 }
 
-fn block_on(
-    work: impl std::future::Future<Output = anyhow::Result<ExitCode>>,
-) -> anyhow::Result<ExitCode> {
-    tokio::runtime::Runtime::new()
+/// Runs `work` on a runtime of its own: the one way the commands start
+/// one (the file-only audit commands need none).
+pub(crate) fn block_on<T>(work: impl std::future::Future<Output = T>) -> anyhow::Result<T> {
+    Ok(tokio::runtime::Runtime::new()
         .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?
-        .block_on(work)
+        .block_on(work))
 }
