@@ -15,7 +15,7 @@
 //!   at start-up, naming the setting. A process left unset follows the
 //!   record.
 
-use sea_orm::{ConnectionTrait, DbBackend};
+use sea_orm::ConnectionTrait;
 
 use crate::config::{ENV_ENVELOPE, EnvelopeSetting};
 use crate::error::CredentialError;
@@ -70,24 +70,8 @@ async fn record(
     on: bool,
     replace: bool,
 ) -> Result<(), CredentialError> {
-    let backend = conn.get_database_backend();
     let value = if on { "on" } else { "off" };
-    let sql = match (replace, backend) {
-        (true, _) => format!("UPDATE {SETTINGS_TABLE} SET value = ? WHERE name = ?"),
-        (false, DbBackend::MySql) => {
-            format!("INSERT IGNORE INTO {SETTINGS_TABLE} (value, name) VALUES (?, ?)")
-        }
-        (false, _) => format!(
-            "INSERT INTO {SETTINGS_TABLE} (value, name) VALUES (?, ?) ON CONFLICT DO NOTHING"
-        ),
-    };
-    conn.execute_raw(statement(
-        backend,
-        &sql,
-        vec![value.into(), ENVELOPE.into()],
-    ))
-    .await?;
-    Ok(())
+    crate::keystore::location::write_setting(conn, ENVELOPE, value, replace).await
 }
 
 /// The mode of the store in `conn` for a process configured with

@@ -161,32 +161,40 @@ fn mismatch(theirs: &Location, ours: &Location, config: &StoreConfig) -> String 
     }
 }
 
+/// Writes one row of the store's settings table: `replace` overwrites it,
+/// otherwise an existing row stands (two first starts at once: the first
+/// one's record stands).
+pub(crate) async fn write_setting(
+    conn: &impl ConnectionTrait,
+    name: &str,
+    value: &str,
+    replace: bool,
+) -> Result<(), CredentialError> {
+    let backend = conn.get_database_backend();
+    let sql = match (replace, backend) {
+        (true, _) => format!("UPDATE {SETTINGS_TABLE} SET value = ? WHERE name = ?"),
+        (false, DbBackend::MySql) => {
+            format!("INSERT IGNORE INTO {SETTINGS_TABLE} (value, name) VALUES (?, ?)")
+        }
+        (false, _) => format!(
+            "INSERT INTO {SETTINGS_TABLE} (value, name) VALUES (?, ?) ON CONFLICT DO NOTHING"
+        ),
+    };
+    conn.execute_raw(statement(backend, &sql, vec![value.into(), name.into()]))
+        .await?;
+    Ok(())
+}
+
 async fn write(
     conn: &impl ConnectionTrait,
     location: &Location,
     replace: bool,
 ) -> Result<(), CredentialError> {
-    let backend = conn.get_database_backend();
     for (name, value) in [
         (KEYSTORE, &location.fingerprint),
         (KEYSTORE_SHOWN, &location.shown),
     ] {
-        let sql = match (replace, backend) {
-            (true, _) => format!("UPDATE {SETTINGS_TABLE} SET value = ? WHERE name = ?"),
-            // Two first starts at once: the first one's record stands.
-            (false, DbBackend::MySql) => {
-                format!("INSERT IGNORE INTO {SETTINGS_TABLE} (value, name) VALUES (?, ?)")
-            }
-            (false, _) => format!(
-                "INSERT INTO {SETTINGS_TABLE} (value, name) VALUES (?, ?) ON CONFLICT DO NOTHING"
-            ),
-        };
-        conn.execute_raw(statement(
-            backend,
-            &sql,
-            vec![value.as_str().into(), name.into()],
-        ))
-        .await?;
+        write_setting(conn, name, value, replace).await?;
     }
     tracing::debug!(keystore = %location.shown, "key store location recorded");
     Ok(())
